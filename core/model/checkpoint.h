@@ -1,0 +1,44 @@
+#pragma once
+// An HF checkpoint directory's weights: one model.safetensors, or shards listed by
+// model.safetensors.index.json. Resolves tied aliases: names mapped to another tensor in a file's
+// __metadata__ (the real tinystories model maps model.embed_tokens.weight -> lm_head.weight), and
+// lm_head.weight <-> model.embed_tokens.weight when config.json says tie_word_embeddings.
+#include <ATen/core/Tensor.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model/safetensors.h"
+
+namespace quench {
+
+class Checkpoint {
+public:
+    // dir holds model.safetensors or model.safetensors.index.json. tie_word_embeddings comes from config.json.
+    static Checkpoint open(const std::string& dir, bool tie_word_embeddings = false);
+
+    bool contains(const std::string& name) const;
+    // Resolves aliases; throws quench::Error naming the directory and the tensor when it is absent.
+    const TensorInfo& info(const std::string& name) const;
+    // The tensor as fp32 on CPU. F32 data that is 4-byte aligned is wrapped without a copy (the tensor keeps
+    // the mapping alive); F16/BF16 are converted. Other dtypes throw.
+    at::Tensor tensor_f32(const std::string& name) const;
+    std::vector<std::string> names() const;  // stored names plus resolvable aliases, sorted
+    std::size_t stored_count() const { return entries_.size(); }  // tensors actually stored in the files
+    const std::vector<std::string>& files() const { return file_paths_; }
+    uint64_t total_bytes() const;  // sum of the shard file sizes
+    const std::string& dir() const { return dir_; }
+
+private:
+    struct Entry { std::size_t file; const TensorInfo* info; };
+    Entry resolve(const std::string& name) const;
+
+    std::string dir_;
+    std::vector<std::string> file_paths_;
+    std::vector<std::shared_ptr<SafetensorsFile>> files_;
+    std::map<std::string, Entry> entries_;
+    std::map<std::string, std::string> aliases_;
+};
+
+}  // namespace quench

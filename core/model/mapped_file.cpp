@@ -1,0 +1,57 @@
+#include "model/mapped_file.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "common/error.h"
+
+namespace quench {
+
+namespace {
+
+std::string sys_error(const std::string& path, const char* what, int err) {
+    return path + ": " + what + ": " + std::strerror(err);
+}
+
+}  // namespace
+
+MappedFile::MappedFile(const std::string& path) : path_(path) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw Error(sys_error(path, "cannot open", errno));
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) {
+        const int err = errno;
+        ::close(fd);
+        throw Error(sys_error(path, "cannot stat", err));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        ::close(fd);
+        throw Error(path + ": not a regular file");
+    }
+    size_ = static_cast<std::size_t>(st.st_size);
+    if (size_ == 0) {
+        // mmap rejects a zero length; an empty view lets the format readers report the real problem.
+        ::close(fd);
+        return;
+    }
+    // PROT_WRITE with MAP_PRIVATE: tensors wrapped around this memory are mutable torch tensors, and any
+    // write to them lands in a private copy-on-write page, never in the file.
+    void* p = ::mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+    const int err = errno;
+    ::close(fd);  // the mapping keeps its own reference to the file
+    if (p == MAP_FAILED) throw Error(sys_error(path, "cannot mmap", err));
+    data_ = static_cast<uint8_t*>(p);
+    // Checkpoints are read front to back almost entirely; ask for read-ahead. Only a hint, so errors are ignored.
+    ::madvise(p, size_, MADV_WILLNEED);
+}
+
+MappedFile::~MappedFile() {
+    if (data_) ::munmap(data_, size_);
+}
+
+}  // namespace quench
