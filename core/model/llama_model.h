@@ -1,0 +1,80 @@
+#pragma once
+// The Llama-family forward pass in LibTorch (fp32, CPU): RMSNorm, RoPE in the HF rotate-half layout, GQA
+// attention with a causal mask, SiLU-gated MLP. Covers LlamaForCausalLM, MistralForCausalLM and
+// Qwen2ForCausalLM (q/k/v biases). Weights are views of the mmap'd checkpoint where dtypes allow, so a
+// loaded model costs no second copy.
+#include <ATen/core/Tensor.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model/checkpoint.h"
+#include "model/layer_registry.h"
+#include "model/model_config.h"
+
+namespace quench {
+
+class ProgressSink;
+
+// Called with the registry index of a linear layer and its input activations [rows, in_features] just
+// before the layer runs. Used by layer capture (GPTQ Hessians, output error) without storing activations.
+using LinearInputHook = std::function<void(std::size_t layer, const at::Tensor& input)>;
+
+class LlamaModel {
+public:
+    // Loads config.json and the weights from an HF model directory; validates every expected tensor's
+    // presence and shape (errors name the directory, the tensor and both shapes).
+    static std::unique_ptr<LlamaModel> load(const std::string& dir, ProgressSink* progress = nullptr);
+    // Builds a model from a config and a checkpoint already open (synthetic models, tests).
+    LlamaModel(ModelConfig config, Checkpoint checkpoint);
+    ~LlamaModel();
+
+    const ModelConfig& config() const { return config_; }
+    const LayerRegistry& layers() const { return registry_; }
+    const Checkpoint& checkpoint() const { return checkpoint_; }
+    const std::string& dir() const { return checkpoint_.dir(); }
+    int64_t num_params() const;  // every weight, embeddings counted once when tied
+
+    // Which weights a forward pass uses: the current ones (some replaced by quantized versions) or the
+    // checkpoint's originals. Lets one loaded model serve as both sides of a KL comparison.
+    enum class Weights { Current = 1, Original };
+
+    // tokens: int64 [batch, seq]. Returns the final-normed hidden states [batch, seq, hidden].
+    at::Tensor forward_hidden(const at::Tensor& tokens, const LinearInputHook* hook = nullptr,
+                              Weights which = Weights::Current) const;
+    // Logits for hidden states [..., hidden] -> [..., vocab]; callers chunk over positions to bound memory.
+    at::Tensor logits(const at::Tensor& hidden, Weights which = Weights::Current) const;
+    at::Tensor forward(const at::Tensor& tokens) const { return logits(forward_hidden(tokens)); }
+
+    // Quantization support: the current weight of a registry layer, its original, and in-place replacement
+    // with a dequantized weight of the same shape (throws on a shape mismatch); restore puts the original back.
+    const at::Tensor& weight(std::size_t layer) const;
+    const at::Tensor& original_weight(std::size_t layer) const;
+    void replace_weight(std::size_t layer, const at::Tensor& w);
+    void restore_weight(std::size_t layer);
+    void restore_all();
+    bool is_replaced(std::size_t layer) const;
+
+    // Greedy decoding of up to max_new tokens after the prompt (stops at EOS).
+    std::vector<int32_t> generate_greedy(const std::vector<int32_t>& prompt, int max_new) const;
+
+private:
+    struct Block;
+    struct Pass;  // per-call state: weight set, hook, rope tables
+    at::Tensor attention(const Block& b, const at::Tensor& x, const Pass& pass) const;
+    at::Tensor mlp(const Block& b, const at::Tensor& x, const Pass& pass) const;
+    at::Tensor linear(std::size_t layer, const at::Tensor& x, const at::Tensor& bias, const Pass& pass) const;
+
+    ModelConfig config_;
+    Checkpoint checkpoint_;
+    LayerRegistry registry_;
+    std::vector<at::Tensor> weights_;    // current weight per registry layer
+    std::vector<at::Tensor> originals_;  // checkpoint weight per registry layer
+    std::vector<Block> blocks_;
+    at::Tensor embed_, final_norm_;
+    at::Tensor inv_freq_;
+};
+
+}  // namespace quench

@@ -1,0 +1,190 @@
+#include "model/synthetic.h"
+
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "common/error.h"
+#include "io/atomic_file.h"
+#include "io/safetensors_writer.h"
+#include "jobs/progress.h"
+#include "model/hf_pipeline.h"
+#include "model/utf8.h"
+
+namespace quench {
+namespace {
+
+struct Shape {
+    const char* name;
+    const char* arch;
+    int64_t hidden, inter, layers, heads, kv_heads, vocab, max_pos;
+    double rope_theta;
+    bool tied;
+};
+
+// Published configs of the real models these shapes stand for.
+constexpr Shape kShapes[] = {
+    {"smollm2-135m", "LlamaForCausalLM", 576, 1536, 30, 9, 3, 49152, 8192, 100000.0, true},
+    {"smollm2-360m", "LlamaForCausalLM", 960, 2560, 32, 15, 5, 49152, 8192, 100000.0, true},
+    {"llama2-7b", "LlamaForCausalLM", 4096, 11008, 32, 32, 32, 32000, 4096, 10000.0, false},
+    {"qwen2.5-0.5b", "Qwen2ForCausalLM", 896, 4864, 24, 14, 2, 151936, 32768, 1000000.0, true},
+    {"tinystories-656k", "LlamaForCausalLM", 128, 384, 2, 8, 4, 2048, 512, 10000.0, true},
+};
+
+const Shape& find_shape(const std::string& name) {
+    for (const auto& s : kShapes)
+        if (name == s.name) return s;
+    std::string known;
+    for (const auto& s : kShapes) known += std::string(known.empty() ? "" : ", ") + s.name;
+    throw Error("unknown synthetic shape '" + name + "' (known: " + known + ")");
+}
+
+// Trained weights are heavier-tailed than Gaussian and have a few large input channels (the outliers that
+// make per-channel scaling and incoherence matter). A log-normal scale mixture gives the tails.
+at::Tensor trained_like(int64_t out, int64_t in, double std, torch::Generator& gen) {
+    auto w = torch::randn({out, in}, gen) * torch::exp(0.35 * torch::randn({out, in}, gen));
+    w = w * (std / w.std().item<double>());
+    const int64_t n_outliers = std::max<int64_t>(1, in / 200);
+    auto cols = torch::randperm(in, gen).narrow(0, 0, n_outliers);
+    auto boost = 4.0 + 8.0 * torch::rand({n_outliers}, gen);
+    w.index_copy_(1, cols, w.index_select(1, cols) * boost);
+    return w;
+}
+
+std::string tokenizer_json() {
+    // Byte-level BPE with the 256 byte symbols and no merges: a valid HF tokenizer for any text.
+    nlohmann::json v = nlohmann::json::object();
+    for (int b = 0; b < 256; ++b) {
+        std::string symbol;
+        utf8::append(symbol, hf::byte_to_char(static_cast<unsigned char>(b)));
+        v[symbol] = b;
+    }
+    const int64_t special = 256;
+    v["<|endoftext|>"] = special;
+    nlohmann::json t;
+    t["version"] = "1.0";
+    t["added_tokens"] = {{{"id", special}, {"content", "<|endoftext|>"}, {"single_word", false}, {"lstrip", false},
+                          {"rstrip", false}, {"normalized", false}, {"special", true}}};
+    t["normalizer"] = nullptr;
+    t["pre_tokenizer"] = {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", true}};
+    t["post_processor"] = nullptr;
+    t["decoder"] = {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", true}, {"use_regex", true}};
+    t["model"] = {{"type", "BPE"}, {"dropout", nullptr}, {"unk_token", nullptr}, {"fuse_unk", false},
+                  {"byte_fallback", false}, {"vocab", v}, {"merges", nlohmann::json::array()}};
+    return t.dump();
+}
+
+}  // namespace
+
+std::vector<std::string> synthetic_shapes() {
+    std::vector<std::string> out;
+    for (const auto& s : kShapes) out.emplace_back(s.name);
+    return out;
+}
+
+ModelConfig synthetic_config(const std::string& name) {
+    const Shape& s = find_shape(name);
+    ModelConfig c;
+    c.architecture = s.arch;
+    c.model_type = std::string(s.arch) == "Qwen2ForCausalLM" ? "qwen2" : "llama";
+    c.hidden_size = s.hidden;
+    c.intermediate_size = s.inter;
+    c.num_hidden_layers = s.layers;
+    c.num_attention_heads = s.heads;
+    c.num_key_value_heads = s.kv_heads;
+    c.head_dim = s.hidden / s.heads;
+    c.vocab_size = s.vocab;
+    c.max_position_embeddings = s.max_pos;
+    c.rope_theta = s.rope_theta;
+    c.rms_norm_eps = 1e-5;
+    c.tie_word_embeddings = s.tied;
+    c.attention_bias = c.architecture == "Qwen2ForCausalLM";
+    c.bos_token_id = 256;
+    c.eos_token_id = 256;
+    return c;
+}
+
+void write_synthetic_checkpoint(const std::string& out_dir, const SynthOptions& o, ProgressSink* progress) {
+    ProgressSink& prog = progress ? *progress : null_progress();
+    ModelConfig c = synthetic_config(o.shape);
+    if (o.layers < 0) throw Error("synthetic checkpoint: --layers must be >= 0");
+    if (o.layers > 0) c.num_hidden_layers = o.layers;
+    if (o.dtype != DType::F32 && o.dtype != DType::F16 && o.dtype != DType::BF16)
+        throw Error("synthetic checkpoint: dtype must be F32, F16 or BF16");
+    c.torch_dtype = o.dtype == DType::F32 ? "float32" : o.dtype == DType::F16 ? "float16" : "bfloat16";
+    std::error_code ec;
+    std::filesystem::create_directories(out_dir, ec);
+    if (ec) throw Error(out_dir + ": cannot create directory: " + ec.message());
+
+    torch::NoGradGuard no_grad;
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(o.seed);
+    const auto st = o.dtype == DType::F32 ? torch::kFloat32 : o.dtype == DType::F16 ? torch::kFloat16 : torch::kBFloat16;
+
+    // Tensors are generated in checkpoint order and flushed shard by shard.
+    std::vector<std::pair<std::string, at::Tensor>> pending;
+    int64_t pending_bytes = 0;
+    std::vector<std::string> shard_files;
+    nlohmann::json weight_map = nlohmann::json::object();
+    auto flush = [&](bool last) {
+        if (pending.empty()) return;
+        const bool sharded = o.shard_bytes > 0;
+        std::string file = sharded ? "model-" + std::to_string(shard_files.size() + 1) + ".safetensors" : "model.safetensors";
+        SafetensorsWriter w;
+        w.set_metadata("format", "pt");
+        for (auto& [name, t] : pending) {
+            w.add(name, o.dtype, t.sizes().vec(), t.data_ptr(), t.numel() * t.element_size());
+            weight_map[name] = file;
+        }
+        w.write(out_dir + "/" + file);
+        shard_files.push_back(file);
+        pending.clear();
+        pending_bytes = 0;
+        (void)last;
+    };
+    auto emit = [&](const std::string& name, at::Tensor t) {
+        t = t.to(st).contiguous();
+        pending_bytes += t.numel() * t.element_size();
+        pending.emplace_back(name, t);
+        if (o.shard_bytes > 0 && pending_bytes >= o.shard_bytes) flush(false);
+    };
+    const double std = 0.02;
+    const int64_t h = c.hidden_size, qd = c.num_attention_heads * c.head_dim, kvd = c.kv_dim();
+    emit("model.embed_tokens.weight", torch::randn({c.vocab_size, h}, gen) * std);
+    for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
+        prog.check();
+        const std::string p = "model.layers." + std::to_string(i) + ".";
+        emit(p + "input_layernorm.weight", 1.0 + 0.1 * torch::randn({h}, gen));
+        emit(p + "self_attn.q_proj.weight", trained_like(qd, h, std, gen));
+        emit(p + "self_attn.k_proj.weight", trained_like(kvd, h, std, gen));
+        emit(p + "self_attn.v_proj.weight", trained_like(kvd, h, std, gen));
+        if (c.attention_bias) {
+            emit(p + "self_attn.q_proj.bias", torch::randn({qd}, gen) * std);
+            emit(p + "self_attn.k_proj.bias", torch::randn({kvd}, gen) * std);
+            emit(p + "self_attn.v_proj.bias", torch::randn({kvd}, gen) * std);
+        }
+        emit(p + "self_attn.o_proj.weight", trained_like(h, qd, std, gen));
+        emit(p + "post_attention_layernorm.weight", 1.0 + 0.1 * torch::randn({h}, gen));
+        emit(p + "mlp.gate_proj.weight", trained_like(c.intermediate_size, h, std, gen));
+        emit(p + "mlp.up_proj.weight", trained_like(c.intermediate_size, h, std, gen));
+        emit(p + "mlp.down_proj.weight", trained_like(h, c.intermediate_size, std, gen));
+        prog.report(static_cast<double>(i + 1) / (c.num_hidden_layers + 1), "writing synthetic weights");
+    }
+    emit("model.norm.weight", 1.0 + 0.1 * torch::randn({h}, gen));
+    if (!c.tie_word_embeddings) emit("lm_head.weight", torch::randn({c.vocab_size, h}, gen) * std);
+    flush(true);
+
+    if (o.shard_bytes > 0) {
+        nlohmann::json index;
+        index["metadata"] = nlohmann::json::object();
+        index["weight_map"] = weight_map;
+        write_file_atomic(out_dir + "/model.safetensors.index.json", index.dump(2));
+    }
+    write_file_atomic(out_dir + "/config.json", c.to_json_text());
+    write_file_atomic(out_dir + "/tokenizer.json", tokenizer_json());
+    nlohmann::json tc = {{"bos_token", "<|endoftext|>"}, {"eos_token", "<|endoftext|>"}, {"add_bos_token", false}};
+    write_file_atomic(out_dir + "/tokenizer_config.json", tc.dump(2));
+    prog.report(1.0, "done");
+}
+
+}  // namespace quench
