@@ -1,0 +1,120 @@
+// quench-cli eval MODEL --text FILE [--ref REF]: perplexity, or KL divergence against a reference model.
+// quench-cli generate MODEL --prompt TEXT: greedy continuation, a quick sanity check of a model.
+#include <fstream>
+#include <iostream>
+
+#include "analysis/model_eval.h"
+#include "analysis/text_data.h"
+#include "commands.h"
+#include "common/error.h"
+#include "io/report_json.h"
+#include "model/llama_model.h"
+#include "model/tokenizer.h"
+#include "output.h"
+
+namespace quench::cli {
+namespace {
+
+void add_eval_options(CLI::App* sub, EvalOptions& e) {
+    sub->add_option("--ctx", e.ctx, "Window length in tokens (default: min(model max, 2048))")->check(CLI::NonNegativeNumber);
+    sub->add_option("--stride", e.stride, "Window stride (default: ctx, non-overlapping)")->check(CLI::NonNegativeNumber);
+    sub->add_option("--max-tokens", e.max_tokens, "Evaluate only the first N tokens")->check(CLI::NonNegativeNumber);
+    sub->add_option("--batch", e.batch, "Windows per forward pass")->check(CLI::PositiveNumber);
+    sub->add_flag("--bos-per-window", e.bos_per_window, "Start every window with BOS (llama.cpp style)");
+}
+
+void print_kl_table(const KlReport& r, const std::string& ref, const std::string& test) {
+    Table t({"metric", "value"});
+    t.add({"reference", ref});
+    t.add({"model", test});
+    t.add({"KL mean (nats)", fmt_num(r.kl_mean, 6) + " +- " + fmt_num(r.kl_stderr, 6)});
+    t.add({"KL median", fmt_num(r.kl_median, 6)});
+    t.add({"KL p90 / p99 / p99.9", fmt_num(r.kl_p90, 5) + " / " + fmt_num(r.kl_p99, 5) + " / " + fmt_num(r.kl_p999, 5)});
+    t.add({"KL max", fmt_num(r.kl_max, 5)});
+    t.add({"top-1 agreement", fmt_num(100.0 * r.top1_agreement, 2) + " %"});
+    t.add({"RMS delta p", fmt_num(100.0 * r.rms_delta_p, 3) + " %"});
+    t.add({"perplexity ref / model", fmt_num(r.ppl_ref, 4) + " / " + fmt_num(r.ppl_test, 4)});
+    t.add({"perplexity ratio", fmt_num(r.ppl_ratio, 5)});
+    t.add({"protocol", r.protocol.describe()});
+    t.add({"time", fmt_num(r.seconds, 2) + " s"});
+    std::cout << t.render();
+}
+
+}  // namespace
+
+Command add_eval_command(CLI::App& app, const GlobalOptions& g) {
+    auto* sub = app.add_subcommand("eval", "Perplexity of a model on a text, or its KL divergence against --ref");
+    struct Opts {
+        std::string model, text, ref, kl_out;
+        EvalOptions eval;
+    };
+    auto o = std::make_shared<Opts>();
+    sub->add_option("model", o->model, "HF model directory")->required();
+    sub->add_option("--text", o->text, "UTF-8 evaluation text file")->required();
+    sub->add_option("--ref", o->ref, "Reference model directory: report KL(ref || model) in lockstep");
+    sub->add_option("--kl-out", o->kl_out, "With --ref: also write the per-token KL vector as JSON to this file");
+    add_eval_options(sub, o->eval);
+    return {sub, [o, &g] {
+                StderrProgress progress(g.quiet || g.json);
+                auto model = LlamaModel::load(o->model, &progress);
+                auto tok = load_tokenizer(o->model);
+                const auto tokens = tokenize_text_file(*tok, o->text, /*add_bos=*/true);
+                if (o->ref.empty()) {
+                    auto r = evaluate_perplexity({model.get()}, tokens, o->eval, tok->bos_id(), &progress);
+                    nlohmann::json j = {{"model", o->model}, {"text", o->text}, {"result", to_json(r)}};
+                    if (g.json) {
+                        std::cout << j.dump(2) << "\n";
+                        return;
+                    }
+                    Table t({"metric", "value"});
+                    t.add({"model", o->model});
+                    t.add({"text", o->text});
+                    t.add({"protocol", r.protocol.describe()});
+                    t.add({"perplexity", fmt_num(r.perplexity, 4)});
+                    t.add({"mean NLL (nats)", fmt_num(r.nll_mean, 5)});
+                    t.add({"throughput", fmt_num(r.tokens_per_second, 0) + " tokens/s"});
+                    t.add({"time", fmt_num(r.seconds, 2) + " s"});
+                    std::cout << t.render();
+                    return;
+                }
+                auto ref = LlamaModel::load(o->ref, &progress);
+                auto r = evaluate_kl({ref.get()}, {model.get()}, tokens, o->eval, tok->bos_id(), &progress);
+                if (!o->kl_out.empty()) {
+                    std::ofstream out(o->kl_out);
+                    out << to_json(r, true).dump() << "\n";
+                    if (!out) throw Error(o->kl_out + ": cannot write the per-token KL file");
+                }
+                if (g.json) {
+                    std::cout << nlohmann::json{{"model", o->model}, {"ref", o->ref}, {"text", o->text}, {"result", to_json(r)}}.dump(2)
+                              << "\n";
+                    return;
+                }
+                print_kl_table(r, o->ref, o->model);
+            }};
+}
+
+Command add_generate_command(CLI::App& app, const GlobalOptions& g) {
+    auto* sub = app.add_subcommand("generate", "Greedy continuation of a prompt");
+    struct Opts {
+        std::string model, prompt;
+        int max_new = 32;
+    };
+    auto o = std::make_shared<Opts>();
+    sub->add_option("model", o->model, "HF model directory")->required();
+    sub->add_option("--prompt", o->prompt, "Prompt text")->required();
+    sub->add_option("--max-new", o->max_new, "Tokens to generate")->check(CLI::PositiveNumber);
+    return {sub, [o, &g] {
+                StderrProgress progress(true);
+                auto model = LlamaModel::load(o->model, &progress);
+                auto tok = load_tokenizer(o->model);
+                const auto prompt = tok->encode(o->prompt, true);
+                const auto out = model->generate_greedy(prompt, o->max_new);
+                const std::string text = tok->decode(out);
+                if (g.json)
+                    std::cout << nlohmann::json{{"prompt", o->prompt}, {"ids", out}, {"text", text}}.dump(2) << "\n";
+                else
+                    std::cout << o->prompt << text << "\n";
+            }};
+}
+
+}  // namespace quench::cli

@@ -1,0 +1,26 @@
+#pragma once
+// Each quench-cli subcommand registers its options on the parser and returns the function that runs it.
+// Commands only parse, call core and print: no maths lives here.
+#include <CLI/CLI.hpp>
+
+#include <functional>
+
+namespace quench::cli {
+
+struct GlobalOptions {
+    bool json = false;   // one JSON object on stdout instead of tables
+    int threads = 0;     // 0 = LibTorch's default
+    bool quiet = false;  // no progress on stderr
+};
+
+struct Command {
+    CLI::App* sub;
+    std::function<void()> run;  // called after parsing when sub was chosen
+};
+
+Command add_info_command(CLI::App& app, const GlobalOptions& g);
+Command add_eval_command(CLI::App& app, const GlobalOptions& g);
+Command add_generate_command(CLI::App& app, const GlobalOptions& g);
+Command add_synth_command(CLI::App& app, const GlobalOptions& g);
+
+}  // namespace quench::cli

@@ -1,0 +1,77 @@
+#include "output.h"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+
+namespace quench::cli {
+
+std::string Table::render() const {
+    std::vector<std::size_t> width(header_.size(), 0);
+    auto measure = [&](const std::vector<std::string>& row) {
+        for (std::size_t i = 0; i < row.size() && i < width.size(); ++i) width[i] = std::max(width[i], row[i].size());
+    };
+    measure(header_);
+    for (const auto& r : rows_) measure(r);
+    auto numeric = [](const std::string& s) {  // whole cell is one number: right-align it
+        char* end = nullptr;
+        std::strtod(s.c_str(), &end);
+        return !s.empty() && end == s.c_str() + s.size();
+    };
+    std::string out;
+    auto line = [&](const std::vector<std::string>& row) {
+        for (std::size_t i = 0; i < width.size(); ++i) {
+            const std::string cell = i < row.size() ? row[i] : "";
+            const std::string pad(width[i] - cell.size(), ' ');
+            out += (i ? "  " : "") + (numeric(cell) ? pad + cell : cell + pad);
+        }
+        while (!out.empty() && out.back() == ' ') out.pop_back();
+        out += '\n';
+    };
+    line(header_);
+    std::vector<std::string> rule;
+    for (auto w : width) rule.emplace_back(w, '-');
+    line(rule);
+    for (const auto& r : rows_) line(r);
+    return out;
+}
+
+StderrProgress::~StderrProgress() {
+    if (printed_ && isatty(STDERR_FILENO)) std::fputc('\n', stderr);
+}
+
+void StderrProgress::report(double fraction, const std::string& stage) {
+    if (quiet_) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (start_ == std::chrono::steady_clock::time_point{}) start_ = now;
+    if (isatty(STDERR_FILENO)) {
+        if (fraction < 1.0 && printed_ && now - last_ < std::chrono::milliseconds(100)) return;
+    } else if (now - start_ < std::chrono::seconds(2) || now - last_ < std::chrono::seconds(5)) {
+        return;  // logs get a line every few seconds, and quick jobs none at all
+    }
+    last_ = now;
+    printed_ = true;
+    if (isatty(STDERR_FILENO))
+        std::fprintf(stderr, "\r%-40s %5.1f%%", stage.c_str(), 100.0 * fraction);
+    else
+        std::fprintf(stderr, "%s %.1f%%\n", stage.c_str(), 100.0 * fraction);
+    std::fflush(stderr);
+}
+
+std::string fmt_num(double v, int precision) { return fmt::format("{:.{}f}", v, precision); }
+std::string fmt_shape(int64_t rows, int64_t cols) { return fmt::format("{} x {}", rows, cols); }
+
+std::string fmt_bytes(double b) {
+    const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    int u = 0;
+    while (b >= 1024 && u < 4) {
+        b /= 1024;
+        ++u;
+    }
+    return fmt::format("{:.{}f} {}", b, u == 0 ? 0 : 2, units[u]);
+}
+
+}  // namespace quench::cli
