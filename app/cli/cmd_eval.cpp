@@ -23,6 +23,8 @@ void add_eval_options(CLI::App* sub, EvalOptions& e) {
     sub->add_flag("--bos-per-window", e.bos_per_window, "Start every window with BOS (llama.cpp style)");
 }
 
+}  // namespace
+
 void print_kl_table(const KlReport& r, const std::string& ref, const std::string& test) {
     Table t({"metric", "value"});
     t.add({"reference", ref});
@@ -39,8 +41,6 @@ void print_kl_table(const KlReport& r, const std::string& ref, const std::string
     t.add({"time", fmt_num(r.seconds, 2) + " s"});
     std::cout << t.render();
 }
-
-}  // namespace
 
 Command add_eval_command(CLI::App& app, const GlobalOptions& g) {
     auto* sub = app.add_subcommand("eval", "Perplexity of a model on a text, or its KL divergence against --ref");

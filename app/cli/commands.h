@@ -5,6 +5,10 @@
 
 #include <functional>
 
+namespace quench {
+struct KlReport;
+}
+
 namespace quench::cli {
 
 struct GlobalOptions {
@@ -22,5 +26,9 @@ Command add_info_command(CLI::App& app, const GlobalOptions& g);
 Command add_eval_command(CLI::App& app, const GlobalOptions& g);
 Command add_generate_command(CLI::App& app, const GlobalOptions& g);
 Command add_synth_command(CLI::App& app, const GlobalOptions& g);
+Command add_quantize_command(CLI::App& app, const GlobalOptions& g);
+
+// The KL/perplexity report as a two-column table on stdout (shared by eval and quantize).
+void print_kl_table(const KlReport& r, const std::string& ref, const std::string& model);
 
 }  // namespace quench::cli

@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
         add_eval_command(app, g),
         add_generate_command(app, g),
         add_synth_command(app, g),
+        add_quantize_command(app, g),
     };
     // Global flags are accepted after the subcommand too ("quench-cli eval M --json").
     for (const auto& c : commands) c.sub->fallthrough();

@@ -4,6 +4,9 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <filesystem>
+#include <fstream>
+
 #include "analysis/model_eval.h"
 #include "analysis/text_data.h"
 #include "common/error.h"
@@ -104,4 +107,49 @@ TEST(LlamaModel, PerplexityOnTinyStoriesIsInTheReferenceRange) {
     EXPECT_EQ(r.protocol.ctx, 512);
     EXPECT_EQ(r.protocol.text_tokens, static_cast<int64_t>(tokens.size()));
     EXPECT_EQ(r.protocol.scored_tokens, static_cast<int64_t>(tokens.size()) - r.protocol.windows);
+}
+
+namespace {
+// A copy of the real model directory with config.json edited.
+std::string model_with_config(const test::ScratchDir& dir, const std::string& from, const std::string& to) {
+    std::ifstream in(test::real_model_dir() + "/config.json");
+    std::string cfg((std::istreambuf_iterator<char>(in)), {});
+    const auto pos = cfg.find(from);
+    if (pos == std::string::npos) throw std::runtime_error("config text not found: " + from);
+    cfg.replace(pos, from.size(), to);
+    std::ofstream(dir.file("config.json")) << cfg;
+    for (const char* f : {"model.safetensors", "tokenizer.json", "tokenizer_config.json"})
+        std::filesystem::copy_file(test::real_model_dir() + "/" + f, dir.file(f));
+    return dir.path().string();
+}
+
+std::string load_error(const std::string& dir) {
+    try {
+        LlamaModel::load(dir);
+    } catch (const Error& e) {
+        return e.what();
+    }
+    return "";
+}
+}  // namespace
+
+TEST(LlamaModel, ConfigDisagreeingWithTensorShapesNamesTensorAndShapes) {
+    test::ScratchDir dir;
+    const auto err = load_error(model_with_config(dir, "\"num_key_value_heads\": 4", "\"num_key_value_heads\": 8"));
+    EXPECT_NE(err.find("model.layers.0.self_attn.k_proj.weight"), std::string::npos) << err;
+    EXPECT_NE(err.find("[64, 128]"), std::string::npos) << err;
+    EXPECT_NE(err.find("[128, 128]"), std::string::npos) << err;
+}
+
+TEST(LlamaModel, MissingTensorIsNamed) {
+    test::ScratchDir dir;
+    const auto err = load_error(model_with_config(dir, "\"num_hidden_layers\": 2", "\"num_hidden_layers\": 3"));
+    EXPECT_NE(err.find("model.layers.2.input_layernorm.weight"), std::string::npos) << err;
+}
+
+TEST(LlamaModel, UnsupportedArchitectureNamesConfigFile) {
+    test::ScratchDir dir;
+    const auto err = load_error(model_with_config(dir, "LlamaForCausalLM", "GPTNeoXForCausalLM"));
+    EXPECT_NE(err.find("config.json"), std::string::npos) << err;
+    EXPECT_NE(err.find("GPTNeoXForCausalLM"), std::string::npos) << err;
 }
