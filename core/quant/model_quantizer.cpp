@@ -1,0 +1,116 @@
+#include "quant/model_quantizer.h"
+
+#include <torch/torch.h>
+
+#include <chrono>
+#include <functional>
+#include <set>
+
+#include "common/error.h"
+#include "jobs/progress.h"
+#include "model/llama_model.h"
+#include "quant/codec.h"
+
+namespace quench {
+namespace {
+
+// FNV-1a: a stable per-layer seed so results don't depend on plan order or platform.
+uint64_t layer_seed(uint64_t seed, const std::string& name) {
+    uint64_t h = 1469598103934665603ull ^ seed;
+    for (unsigned char c : name) h = (h ^ c) * 1099511628211ull;
+    return h;
+}
+
+}  // namespace
+
+std::vector<LayerPlan> uniform_plan(const std::vector<std::size_t>& layers, const CodecSpec& spec) {
+    std::vector<LayerPlan> plan;
+    for (std::size_t l : layers) plan.push_back({l, spec});
+    return plan;
+}
+
+double QuantizeResult::total_bits_per_weight() const {
+    double bits = 0, weights = 0;
+    std::set<std::string> shared_seen;
+    for (const auto& [layer, q] : tensors) {
+        weights += static_cast<double>(q.numel());
+        for (const auto& p : q.parts) {
+            if (p.shared && !shared_seen.insert(q.spec.to_string() + "/" + p.name).second) continue;
+            bits += static_cast<double>(p.bits);
+        }
+    }
+    return weights > 0 ? bits / weights : 0.0;
+}
+
+QuantizeResult quantize_model_layers(LlamaModel& model, const std::vector<LayerPlan>& plan,
+                                     const std::vector<int32_t>& calib_tokens, const QuantizeOptions& options,
+                                     ProgressSink* progress) {
+    torch::NoGradGuard no_grad;
+    ProgressSink& prog = progress ? *progress : null_progress();
+    using Clock = std::chrono::steady_clock;
+    const auto t_start = Clock::now();
+    std::vector<std::unique_ptr<Codec>> codecs;
+    bool any_calib = false;
+    std::set<std::size_t> seen;
+    for (const auto& p : plan) {
+        if (p.layer >= model.layers().size()) throw Error("quantize: layer index " + std::to_string(p.layer) + " out of range");
+        if (!seen.insert(p.layer).second) throw Error("quantize: layer '" + model.layers().at(p.layer).name + "' is planned twice");
+        codecs.push_back(make_codec(p.spec));
+        const auto& info = model.layers().at(p.layer);
+        codecs.back()->estimate_bits(info.out_features, info.in_features);  // rejects unsupported shapes up front
+        any_calib = any_calib || codecs.back()->needs_hessian() || codecs.back()->needs_act_scale();
+    }
+    if (any_calib && calib_tokens.empty()) throw Error("quantize: the chosen codec needs calibration text (--calib)");
+
+    QuantizeResult result;
+    std::size_t i = 0;
+    while (i < plan.size()) {
+        prog.check();
+        // A chunk: consecutive plan entries whose Hessians fit the memory budget (at least one layer).
+        std::size_t j = i;
+        int64_t bytes = 0;
+        while (j < plan.size()) {
+            const int64_t cols = model.layers().at(plan[j].layer).in_features;
+            if (j > i && bytes + cols * cols * 4 > options.max_stats_bytes) break;
+            bytes += cols * cols * 4;
+            ++j;
+        }
+        std::map<std::size_t, LayerInputStats> stats;
+        if (!calib_tokens.empty()) {
+            std::vector<std::size_t> layers;
+            for (std::size_t k = i; k < j; ++k) layers.push_back(plan[k].layer);
+            SubProgress sub(prog, static_cast<double>(i) / plan.size(), (i + 0.5 * (j - i)) / plan.size());
+            stats = capture_layer_inputs(model, layers, calib_tokens, options.capture, &sub);
+        }
+        for (std::size_t k = i; k < j; ++k) {
+            prog.check();
+            const std::size_t l = plan[k].layer;
+            const auto& info = model.layers().at(l);
+            CalibStats calib;
+            at::Tensor sample;
+            if (auto it = stats.find(l); it != stats.end()) {
+                calib.hessian = it->second.hessian();
+                calib.act_scale = it->second.abs_mean;
+                sample = it->second.sample;
+            }
+            const auto t0 = Clock::now();
+            QuantizeContext ctx{calib_tokens.empty() ? nullptr : &calib, layer_seed(options.seed, info.name), nullptr};
+            QuantizedTensor q = codecs[k]->quantize(model.original_weight(l), ctx);
+            at::Tensor wq = codecs[k]->dequantize(q);
+            const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+            LayerMetrics m = compare_weights(model.original_weight(l), wq, sample);
+            m.code_bits_per_weight = q.code_bits_per_weight();
+            m.total_bits_per_weight = q.total_bits_per_weight();
+            m.seconds = secs;
+            model.replace_weight(l, wq);
+            result.layers.push_back({l, info.name, plan[k].spec, m});
+            result.tensors.emplace(l, std::move(q));
+            prog.report(static_cast<double>(k + 1) / plan.size(), "quantizing " + info.name);
+        }
+        i = j;
+    }
+    result.seconds = std::chrono::duration<double>(Clock::now() - t_start).count();
+    return result;
+}
+
+}  // namespace quench

@@ -1,0 +1,55 @@
+#pragma once
+// Quantizes chosen layers of a loaded model in place: calibration statistics are captured a chunk of
+// layers at a time (bounded memory, and later chunks see the already-quantized prefix, as GPTQ does),
+// each layer is quantized with its own codec setting, measured, and its weight replaced by the
+// dequantized one. The quantized tensors are kept for export.
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "analysis/layer_capture.h"
+#include "analysis/layer_metrics.h"
+#include "quant/quantized_tensor.h"
+
+namespace quench {
+
+class LlamaModel;
+class ProgressSink;
+
+struct LayerPlan {
+    std::size_t layer;  // registry index
+    CodecSpec spec;
+};
+
+struct QuantizeOptions {
+    CaptureOptions capture;               // calibration windows; sample_rows feeds the output error
+    uint64_t seed = 0;                    // per-layer seeds derive from it and the layer name
+    int64_t max_stats_bytes = 1ll << 30;  // Hessians held at once; bigger plans capture in several passes
+    QuantizeOptions() { capture.sample_rows = 512; }
+};
+
+struct LayerResult {
+    std::size_t layer;
+    std::string name;
+    CodecSpec spec;
+    LayerMetrics metrics;
+};
+
+struct QuantizeResult {
+    std::vector<LayerResult> layers;                 // in plan order
+    std::map<std::size_t, QuantizedTensor> tensors;  // by registry index
+    double seconds = 0;
+    double total_bits_per_weight() const;  // over the quantized layers, shared parts counted once
+};
+
+// One codec for several layers.
+std::vector<LayerPlan> uniform_plan(const std::vector<std::size_t>& layers, const CodecSpec& spec);
+
+// calib_tokens may be empty when no codec needs calibration (then output_rel_error stays -1).
+// Throws quench::Error (bad shapes, missing calibration), quench::Cancelled.
+QuantizeResult quantize_model_layers(LlamaModel& model, const std::vector<LayerPlan>& plan,
+                                     const std::vector<int32_t>& calib_tokens, const QuantizeOptions& options,
+                                     ProgressSink* progress = nullptr);
+
+}  // namespace quench

@@ -1,0 +1,114 @@
+// Quantizing the real model's layers: metrics match direct computations, more bits give lower KL, the
+// model's weights are replaced and restorable, and misuse fails clearly.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "analysis/layer_metrics.h"
+#include "analysis/model_eval.h"
+#include "analysis/text_data.h"
+#include "common/error.h"
+#include "jobs/progress.h"
+#include "model/llama_model.h"
+#include "model/tokenizer.h"
+#include "quant/codec.h"
+#include "quant/model_quantizer.h"
+#include "support/test_paths.h"
+
+using namespace quench;
+
+namespace {
+
+struct Data {
+    std::unique_ptr<Tokenizer> tok = load_tokenizer(test::real_model_dir());
+    std::vector<int32_t> calib =
+        tokenize_text_file(*tok, test::shared_data("tinystories-valid/tinystories_val.train.txt"), true, 4096);
+    std::vector<int32_t> eval =
+        tokenize_text_file(*tok, test::shared_data("tinystories-valid/tinystories_val.eval.txt"), true, 4096);
+};
+
+const Data& data() {
+    static Data d;
+    return d;
+}
+
+double mean_kl(LlamaModel& m) {
+    EvalOptions o;
+    o.ctx = 256;
+    return evaluate_kl({&m, LlamaModel::Weights::Original}, {&m}, data().eval, o, data().tok->bos_id()).kl_mean;
+}
+
+QuantizeOptions options() {
+    QuantizeOptions o;
+    o.capture.ctx = 128;
+    o.capture.sample_rows = 256;
+    return o;
+}
+
+}  // namespace
+
+TEST(LayerMetrics, KnownValues) {
+    auto W = torch::tensor({3.0f, 4.0f, 0.0f, 0.0f}).view({2, 2});
+    auto Wq = torch::tensor({3.0f, 3.0f, 0.0f, 0.0f}).view({2, 2});
+    auto x = torch::tensor({0.0f, 1.0f}).view({1, 2});
+    auto m = compare_weights(W, Wq, x);
+    EXPECT_DOUBLE_EQ(m.weight_mse, 0.25);
+    EXPECT_DOUBLE_EQ(m.rel_fro_error, 0.2);
+    EXPECT_NEAR(m.sqnr_db, 10.0 * std::log10(25.0), 1e-12);
+    EXPECT_DOUBLE_EQ(m.output_rel_error, 1.0 / 16.0);  // output (4, 0) became (3, 0)
+    EXPECT_EQ(compare_weights(W, Wq, at::Tensor()).output_rel_error, -1.0);
+}
+
+TEST(ModelQuantizer, MoreBitsLowerKlAndMetricsMatchTheWeights) {
+    auto m = LlamaModel::load(test::real_model_dir());
+    const auto layers = m->layers().select_glob("model.layers.*");
+    auto r8 = quantize_model_layers(*m, uniform_plan(layers, CodecSpec::parse("rtn:b=8,g=32,sym")), data().calib, options());
+    ASSERT_EQ(r8.layers.size(), layers.size());
+    for (const auto& lr : r8.layers) {
+        EXPECT_TRUE(m->is_replaced(lr.layer));
+        auto direct = compare_weights(m->original_weight(lr.layer), m->weight(lr.layer), at::Tensor());
+        EXPECT_DOUBLE_EQ(lr.metrics.weight_mse, direct.weight_mse);
+        EXPECT_GE(lr.metrics.output_rel_error, 0.0);
+        EXPECT_GT(lr.metrics.sqnr_db, 35.0);
+    }
+    const double kl8 = mean_kl(*m);
+    m->restore_all();
+    auto r3 = quantize_model_layers(*m, uniform_plan(layers, CodecSpec::parse("rtn:b=3,g=32")), data().calib, options());
+    const double kl3 = mean_kl(*m);
+    m->restore_all();
+    EXPECT_LT(kl8, 1e-3);
+    EXPECT_GT(kl3, 4 * kl8);
+    EXPECT_DOUBLE_EQ(r8.total_bits_per_weight(), 8.5);  // 8-bit codes + one fp16 scale per 32 weights
+    EXPECT_GT(r8.total_bits_per_weight(), r3.total_bits_per_weight());
+    EXPECT_NEAR(mean_kl(*m), 0.0, 1e-9);
+}
+
+TEST(ModelQuantizer, SmallStatsBudgetGivesTheSameResultInSeveralPasses) {
+    auto a = LlamaModel::load(test::real_model_dir());
+    auto b = LlamaModel::load(test::real_model_dir());
+    const auto layers = a->layers().select_glob("model.layers.0.*");
+    auto opt = options();
+    auto ra = quantize_model_layers(*a, uniform_plan(layers, CodecSpec::parse("rtn:b=4,g=32")), data().calib, opt);
+    opt.max_stats_bytes = 1;  // one layer per capture pass
+    auto rb = quantize_model_layers(*b, uniform_plan(layers, CodecSpec::parse("rtn:b=4,g=32")), data().calib, opt);
+    for (std::size_t i = 0; i < layers.size(); ++i) EXPECT_TRUE(torch::equal(a->weight(layers[i]), b->weight(layers[i])));
+    EXPECT_EQ(ra.layers.size(), rb.layers.size());
+}
+
+TEST(ModelQuantizer, MisuseAndCancellation) {
+    auto m = LlamaModel::load(test::real_model_dir());
+    const auto l = m->layers().select_glob("model.layers.0.mlp.up_proj");
+    // The same layer planned twice.
+    EXPECT_THROW(quantize_model_layers(*m, {{l[0], CodecSpec::parse("rtn:b=4")}, {l[0], CodecSpec::parse("rtn:b=3")}},
+                                       data().calib, options()),
+                 Error);
+    // GPTQ needs calibration text.
+    EXPECT_THROW(quantize_model_layers(*m, uniform_plan(l, CodecSpec::parse("gptq:b=4")), {}, options()), Error);
+    // RTN needs none, and still reports weight metrics.
+    auto r = quantize_model_layers(*m, uniform_plan(l, CodecSpec::parse("rtn:b=4,g=32")), {}, options());
+    EXPECT_EQ(r.layers[0].metrics.output_rel_error, -1.0);
+    EXPECT_GT(r.layers[0].metrics.weight_mse, 0.0);
+    CancelFlagProgress cancel;
+    cancel.cancel();
+    EXPECT_THROW(quantize_model_layers(*m, uniform_plan(l, CodecSpec::parse("rtn:b=4")), data().calib, options(), &cancel),
+                 Cancelled);
+}
