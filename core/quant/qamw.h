@@ -1,0 +1,18 @@
+#pragma once
+// QAM-W's polar-coding baseline split, exposed for tests and reports; the codec itself is reached through the
+// registry (make_codec("qamw:k=11,act_scale")).
+
+namespace quench {
+
+// How polar coding spends k bits per pair: 2^amplitude_bits Rayleigh Lloyd-Max radii times 2^phase_bits
+// uniform phases. pair_mse is the expected squared error per pair on N(0, I2) (halve it for per dimension).
+struct PolarSplit {
+    int amplitude_bits = 0;
+    int phase_bits = 0;
+    double pair_mse = 0;
+};
+
+// The split of k (>= 2) bits with the least expected error.
+PolarSplit qamw_polar_split(int k);
+
+}  // namespace quench
