@@ -15,6 +15,7 @@
 #include "model/tokenizer.h"
 #include "quant/codec.h"
 #include "quant/lcqat_lattice.h"
+#include "support/errors.h"
 #include "support/test_paths.h"
 
 using namespace quench;
@@ -42,14 +43,7 @@ at::Tensor block_diag_hadamard(int64_t n, int64_t block) {
     return out;
 }
 
-std::string error_of(const std::function<void()>& f) {
-    try {
-        f();
-    } catch (const Error& e) {
-        return e.what();
-    }
-    return "";
-}
+using quench::test::error_of;
 
 // Per-row symmetric 4-level uniform grid {-1.5, -0.5, 0.5, 1.5} * step: scalar 2-bit rounding. With
 // step_over_rms > 0 the step is that multiple of the row RMS; with 0 it is searched per row for the least

@@ -5,6 +5,7 @@
 
 #include "common/error.h"
 #include "quant/codec.h"
+#include "support/errors.h"
 
 using namespace quench;
 
@@ -22,14 +23,7 @@ at::Tensor roundtrip(const std::string& spec, const at::Tensor& W) {
 
 double rel_error(const at::Tensor& W, const at::Tensor& Wq) { return ((Wq - W).norm() / W.norm()).item<double>(); }
 
-std::string error_of(const std::function<void()>& f) {
-    try {
-        f();
-    } catch (const Error& e) {
-        return e.what();
-    }
-    return "";
-}
+using quench::test::error_of;
 
 // Per group: integer codes k with both ends of the range present, times an fp16-exact scale, so the
 // min/max (asymmetric) or max|w| (symmetric) fit recovers the scale and every weight exactly.
