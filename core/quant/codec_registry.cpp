@@ -19,6 +19,8 @@ constexpr std::array<CodecTraits, kCodecCount> kTable = {{
     {CodecId::QamW, "qamw", "vector",
      "QAM-W: row norm, block Hadamard, pairs coded on a 2-D Lloyd-Max codebook (or the polar baseline)", false,
      &qamw_params, &make_qamw_codec, &qamw_examples},
+    {CodecId::LiftQuant, "liftquant", "vector", "LiftQuant: w ~ M y with y in {+-1}^D, any fractional bit-width D/d",
+     true, &liftquant_params, &make_liftquant_codec, &liftquant_examples},
     {CodecId::LcQat, "lcqat", "lattice", "LC-QAT lattice: 4-dim codes in {0..3}^4 through an affine map, Hessian-aware",
      true, &lcqat_params, &make_lcqat_codec, &lcqat_examples},
 }};

@@ -12,9 +12,8 @@ namespace quench {
 
 class Codec;
 
-// LiftQuant joins as the next row when its codec lands.
-enum class CodecId { Rtn = 1, Gptq, ParetoQ, QamW, LcQat };
-constexpr int kCodecCount = 5;
+enum class CodecId { Rtn = 1, Gptq, ParetoQ, QamW, LiftQuant, LcQat };
+constexpr int kCodecCount = 6;
 
 struct CodecTraits {
     CodecId id;

@@ -1,6 +1,6 @@
 // Codec speed: seconds and weights per second to quantize a synthetic 4096 x 4096 layer (Llama-2-7B
-// attention shape) and the seven layers of one synthetic SmolLM2-135M block, per codec setting, for 1 and
-// 2 threads. Hessians come from random activations with trained-like channel scales.
+// attention shape) and every linear layer of a synthetic SmolLM2-135M (30 blocks of seven), per codec
+// setting, for 1 and 2 threads. Hessians come from random activations with trained-like channel scales.
 #include <benchmark/benchmark.h>
 #include <torch/torch.h>
 
@@ -44,21 +44,25 @@ void quantize_shapes(benchmark::State& state, const std::string& spec, const std
 }
 
 const std::vector<std::string> kSpecs = {
-    "rtn:b=4,g=128", "gptq:b=4,g=128", "paretoq:b=2", "qamw:k=8,block=128", "lcqat:b=2",
+    "rtn:b=4,g=128", "gptq:b=4,g=128", "paretoq:b=2", "qamw:k=8,block=128", "liftquant:D=16,d=8", "lcqat:b=2",
 };
 
 }  // namespace
 
 int main(int argc, char** argv) {
     const std::vector<Shape> llama_layer = {{4096, 4096}};
-    // SmolLM2-135M block: q (576x576), k, v (192x576), o (576x576), gate, up (1536x576), down (576x1536).
-    const std::vector<Shape> smollm_block = {{576, 576}, {192, 576}, {192, 576}, {576, 576}, {1536, 576}, {1536, 576}, {576, 1536}};
+    // SmolLM2-135M: 30 blocks of q (576x576), k, v (192x576), o (576x576), gate, up (1536x576), down (576x1536).
+    std::vector<Shape> smollm;
+    for (int block = 0; block < 30; ++block)
+        for (Shape s : {Shape{576, 576}, Shape{192, 576}, Shape{192, 576}, Shape{576, 576}, Shape{1536, 576},
+                        Shape{1536, 576}, Shape{576, 1536}})
+            smollm.push_back(s);
     for (const auto& spec : kSpecs) {
         benchmark::RegisterBenchmark(("Quantize4096x4096/" + spec).c_str(),
                                      [spec, llama_layer](benchmark::State& s) { quantize_shapes(s, spec, llama_layer); })
             ->Arg(1)->Arg(2)->Iterations(1)->Unit(benchmark::kSecond)->UseRealTime();
-        benchmark::RegisterBenchmark(("QuantizeSmolLM2Block/" + spec).c_str(),
-                                     [spec, smollm_block](benchmark::State& s) { quantize_shapes(s, spec, smollm_block); })
+        benchmark::RegisterBenchmark(("QuantizeSmolLM2-135M/" + spec).c_str(),
+                                     [spec, smollm](benchmark::State& s) { quantize_shapes(s, spec, smollm); })
             ->Arg(1)->Arg(2)->Iterations(1)->Unit(benchmark::kSecond)->UseRealTime();
     }
     benchmark::Initialize(&argc, argv);
