@@ -9,7 +9,7 @@ packages=(
   build-essential cmake ninja-build ccache pkg-config git
   # engine
   libtorch-dev libopenblas0-pthread
-  libhdf5-dev hdf5-tools
+  libhdf5-dev hdf5-tools libssl-dev
   nlohmann-json3-dev libcli11-dev libfmt-dev libspdlog-dev
   libsentencepiece-dev libpcre2-dev libutf8proc-dev
   # tests and benchmarks
