@@ -149,6 +149,11 @@ at::Tensor Checkpoint::tensor_f32(const std::string& name) const {
     return type == at::kFloat ? raw : raw.to(at::kFloat);
 }
 
+const uint8_t* Checkpoint::stored_bytes(const std::string& name) const {
+    const Entry e = resolve(name);
+    return files_[e.file]->data(*e.info);
+}
+
 std::vector<std::string> Checkpoint::names() const {
     std::set<std::string> all;
     for (const auto& [name, entry] : entries_) all.insert(name);

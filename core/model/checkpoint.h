@@ -24,6 +24,9 @@ public:
     // The tensor as fp32 on CPU. F32 data that is 4-byte aligned is wrapped without a copy (the tensor keeps
     // the mapping alive); F16/BF16 are converted. Other dtypes throw.
     at::Tensor tensor_f32(const std::string& name) const;
+    // The tensor's bytes as stored (dtype, shape and size from info()), inside the mapping and valid while
+    // this checkpoint lives: exporters copy tensors unchanged from here, without a second copy in memory.
+    const uint8_t* stored_bytes(const std::string& name) const;
     std::vector<std::string> names() const;  // stored names plus resolvable aliases, sorted
     std::size_t stored_count() const { return entries_.size(); }  // tensors actually stored in the files
     const std::vector<std::string>& files() const { return file_paths_; }

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "common/error.h"
+#include "io/packed_loader.h"
 #include "jobs/progress.h"
 #include "model/rope.h"
 
@@ -41,6 +42,13 @@ std::unique_ptr<LlamaModel> LlamaModel::load(const std::string& dir, ProgressSin
     ProgressSink& p = progress ? *progress : null_progress();
     p.report(0.0, "reading config");
     ModelConfig config = ModelConfig::from_file(dir + "/config.json");
+    // A quantized checkpoint stores no plain tensor for its quantized weights; Quench's own packed format
+    // is decoded by its loader, any other method would only fail later with a confusing missing tensor.
+    const std::string method = checkpoint_quant_method(dir);
+    if (method == "quench") return load_packed_model(dir, progress);
+    if (!method.empty())
+        throw Error(dir + "/config.json: quantization_config.quant_method '" + method +
+                    "' is not supported (Quench reads plain HF checkpoints and its own packed format, 'quench')");
     p.check();
     p.report(0.2, "mapping weights");
     Checkpoint ckpt = Checkpoint::open(dir, config.tie_word_embeddings);
@@ -51,11 +59,22 @@ std::unique_ptr<LlamaModel> LlamaModel::load(const std::string& dir, ProgressSin
 }
 
 LlamaModel::LlamaModel(ModelConfig config, Checkpoint checkpoint)
+    : LlamaModel(std::move(config), std::move(checkpoint), {}) {}
+
+LlamaModel::LlamaModel(ModelConfig config, Checkpoint checkpoint, std::map<std::string, at::Tensor> decoded)
     : config_(std::move(config)), checkpoint_(std::move(checkpoint)) {
     const auto& c = config_;
     auto fetch = [&](const std::string& name, std::vector<int64_t> shape) {
-        if (!checkpoint_.contains(name)) throw Error(checkpoint_.dir() + ": missing tensor '" + name + "'");
-        at::Tensor t = checkpoint_.tensor_f32(name);
+        tensor_names_.push_back(name);
+        at::Tensor t;
+        if (auto it = decoded.find(name); it != decoded.end()) {
+            t = it->second.to(torch::kFloat32).contiguous();
+            decoded_names_.push_back(name);
+            decoded.erase(it);
+        } else {
+            if (!checkpoint_.contains(name)) throw Error(checkpoint_.dir() + ": missing tensor '" + name + "'");
+            t = checkpoint_.tensor_f32(name);
+        }
         if (t.sizes() != at::IntArrayRef(shape))
             throw Error(checkpoint_.dir() + ": tensor '" + name + "' has shape " + shape_str(t.sizes()) +
                         ", config.json implies " + shape_str(shape));
@@ -91,6 +110,9 @@ LlamaModel::LlamaModel(ModelConfig config, Checkpoint checkpoint)
     }
     final_norm_ = fetch("model.norm.weight", {h});
     add_linear("lm_head", -1, LayerKind::LmHead, c.vocab_size, h);
+    if (!decoded.empty())
+        throw Error(checkpoint_.dir() + ": decoded weight '" + decoded.begin()->first +
+                    "' is not a weight this model reads");
     registry_ = LayerRegistry(std::move(infos));
     originals_ = weights_;
     inv_freq_ = rope_inv_freq(c);

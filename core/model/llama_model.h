@@ -6,6 +6,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -26,9 +27,15 @@ class LlamaModel {
 public:
     // Loads config.json and the weights from an HF model directory; validates every expected tensor's
     // presence and shape (errors name the directory, the tensor and both shapes).
+    // A directory whose config.json has quantization_config.quant_method "quench" is a packed Quench
+    // checkpoint and is loaded through io/packed_loader.h (its quantized weights dequantized).
     static std::unique_ptr<LlamaModel> load(const std::string& dir, ProgressSink* progress = nullptr);
     // Builds a model from a config and a checkpoint already open (synthetic models, tests).
     LlamaModel(ModelConfig config, Checkpoint checkpoint);
+    // As above, with some weights given already decoded by name ("model.layers.0.mlp.up_proj.weight"): a
+    // packed checkpoint stores those as codec parts, not as tensors the checkpoint could map. Throws when a
+    // decoded name is not a weight this model reads.
+    LlamaModel(ModelConfig config, Checkpoint checkpoint, std::map<std::string, at::Tensor> decoded);
     ~LlamaModel();
 
     const ModelConfig& config() const { return config_; }
@@ -36,6 +43,10 @@ public:
     const Checkpoint& checkpoint() const { return checkpoint_; }
     const std::string& dir() const { return checkpoint_.dir(); }
     int64_t num_params() const;  // every weight, embeddings counted once when tied
+    // Every tensor the forward pass reads, by checkpoint name, in load order (exporters write these).
+    const std::vector<std::string>& tensor_names() const { return tensor_names_; }
+    // The weights that were given decoded (loaded from a packed checkpoint); empty for an HF checkpoint.
+    const std::vector<std::string>& decoded_weights() const { return decoded_names_; }
 
     // Which weights a forward pass uses: the current ones (some replaced by quantized versions) or the
     // checkpoint's originals. Lets one loaded model serve as both sides of a KL comparison.
@@ -75,6 +86,7 @@ private:
     std::vector<Block> blocks_;
     at::Tensor embed_, final_norm_;
     at::Tensor inv_freq_;
+    std::vector<std::string> tensor_names_, decoded_names_;
 };
 
 }  // namespace quench

@@ -1,0 +1,101 @@
+#include "io/hf_export.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+
+#include "common/error.h"
+#include "io/atomic_file.h"
+#include "jobs/progress.h"
+#include "model/llama_model.h"
+
+namespace quench {
+
+using nlohmann::json;
+
+namespace {
+
+constexpr const char* kEmbed = "model.embed_tokens.weight";
+constexpr const char* kLmHead = "lm_head.weight";
+
+// Registry index of a weight name, if it is a linear layer's weight (not its bias).
+std::optional<std::size_t> layer_of(const LayerRegistry& reg, const std::string& name) {
+    const auto i = reg.index_of(name);
+    return i && reg.at(*i).weight_name() == name ? i : std::nullopt;
+}
+
+// lm_head can stay an alias of the embedding only if it is still the very tensor the embedding is.
+bool lm_head_is_embedding(const LlamaModel& model) {
+    if (!model.config().tie_word_embeddings) return false;
+    const auto head = layer_of(model.layers(), kLmHead);
+    if (!head || model.is_replaced(*head)) return false;
+    const auto& decoded = model.decoded_weights();
+    if (std::find(decoded.begin(), decoded.end(), kLmHead) != decoded.end()) return false;
+    const Checkpoint& ck = model.checkpoint();
+    return ck.contains(kEmbed) && ck.contains(kLmHead) && ck.info(kEmbed).name == ck.info(kLmHead).name;
+}
+
+}  // namespace
+
+HfExportReport export_hf_dequantized(const LlamaModel& model, const std::string& out_dir, DType dtype,
+                                     ProgressSink* progress, const ExportOptions& options) {
+    ProgressSink& prog = progress ? *progress : null_progress();
+    if (dtype != DType::F16 && dtype != DType::BF16)
+        throw Error(out_dir + ": HF export writes F16 or BF16, not " + std::string(dtype_name(dtype)));
+    const at::ScalarType type = dtype == DType::F16 ? at::kHalf : at::kBFloat16;
+    const LayerRegistry& reg = model.layers();
+    const Checkpoint& ckpt = model.checkpoint();
+
+    HfExportReport report;
+    report.tied = lm_head_is_embedding(model);
+    SafetensorsStream st;
+    for (const std::string& name : model.tensor_names()) {
+        if (report.tied && name == kLmHead) continue;
+        const auto layer = layer_of(reg, name);
+        const std::vector<int64_t> shape =
+            layer ? std::vector<int64_t>{reg.at(*layer).out_features, reg.at(*layer).in_features}
+                  : ckpt.info(name).shape;
+        st.add(name, dtype, shape,
+               [&model, &ckpt, layer, name, type, dtype, out_dir](const SafetensorsStream::ByteSink& sink) {
+                   // One tensor converted at a time, released before the next is produced.
+                   const at::Tensor w = layer ? model.weight(*layer) : ckpt.tensor_f32(name);
+                   const at::Tensor h = w.to(type).contiguous();
+                   if (!torch::isfinite(h).all().item<bool>() && torch::isfinite(w).all().item<bool>())
+                       throw Error(out_dir + ": tensor '" + name + "' has values beyond the " + dtype_name(dtype) +
+                                   " range (max |w| = " + std::to_string(w.abs().max().item<double>()) + ")");
+                   sink(h.data_ptr(), h.nbytes());
+               });
+        ++report.tensors;
+    }
+    st.set_metadata("format", "pt");
+
+    json config;
+    try {
+        config = json::parse(source_config_text(model));
+    } catch (const json::exception& e) {
+        throw Error(model.dir() + "/config.json: not valid JSON: " + e.what());
+    }
+    config.erase("quantization_config");  // the weights are plain now, whatever the source was
+    config["torch_dtype"] = dtype == DType::F16 ? "float16" : "bfloat16";
+    config["tie_word_embeddings"] = report.tied;
+
+    prog.check();
+    StagedDirectory out(out_dir, options.replace, model.dir());
+    try {
+        write_file_atomic(out.file("config.json"), config.dump(2) + "\n");
+        copy_tokenizer_files(model.dir(), out.path());
+        SubProgress writing(prog, 0.02, 1.0);
+        report.file_bytes = st.write(out.file("model.safetensors"), &writing);
+        prog.check();
+        out.commit();
+    } catch (const Cancelled&) {
+        throw;
+    } catch (const Error& e) {  // the inner message names the staging path; the user asked for out_dir
+        throw Error(out_dir + ": export failed: " + e.what());
+    }
+    report.dir = out_dir;
+    return report;
+}
+
+}  // namespace quench

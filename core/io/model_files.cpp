@@ -1,0 +1,217 @@
+#include "io/model_files.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "common/error.h"
+#include "io/atomic_file.h"
+#include "jobs/progress.h"
+#include "model/llama_model.h"
+
+namespace quench {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::vector<std::string> kTokenizerFiles = {"tokenizer.json", "tokenizer.model", "tokenizer_config.json",
+                                                  "special_tokens_map.json", "generation_config.json"};
+
+std::string sys_error(const std::string& path, const std::string& what, int err) {
+    return path + ": " + what + ": " + std::strerror(err);
+}
+
+std::string read_whole_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw Error(path + ": cannot open for reading");
+    std::ostringstream text;
+    text << in.rdbuf();
+    if (in.bad()) throw Error(path + ": read failed");
+    return text.str();
+}
+
+void fsync_dir(const fs::path& dir) {
+    // Persists the rename itself; some filesystems refuse fsync on directories, which is harmless.
+    const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        ::fsync(fd);
+        ::close(fd);
+    }
+}
+
+}  // namespace
+
+const std::vector<std::string>& exported_file_names() {
+    static const std::vector<std::string> names = [] {
+        std::vector<std::string> n = {"config.json", "model.safetensors"};
+        n.insert(n.end(), kTokenizerFiles.begin(), kTokenizerFiles.end());
+        return n;
+    }();
+    return names;
+}
+
+StagedDirectory::StagedDirectory(const std::string& final_dir, bool replace, const std::string& source_dir)
+    : replace_(replace) {
+    fs::path target = fs::path(final_dir).lexically_normal();
+    if (target.has_filename() == false) target = target.parent_path();  // "out/" -> "out"
+    final_ = target.string();
+    const std::string name = target.filename().string();
+    if (name.empty() || name == "." || name == "..") throw Error(final_dir + ": not a usable output directory name");
+    const fs::path parent = target.parent_path().empty() ? fs::path(".") : target.parent_path();
+
+    std::error_code ec;
+    if (fs::exists(target, ec)) {
+        if (!fs::is_directory(target, ec)) throw Error(final_ + ": exists and is not a directory");
+        if (!source_dir.empty() && fs::equivalent(target, source_dir, ec))
+            throw Error(final_ + ": is the source model's directory; export to another directory");
+        if (!replace_) throw Error(final_ + ": already exists (choose another output or allow replacing it)");
+        const auto& allowed = exported_file_names();
+        for (const auto& e : fs::directory_iterator(target, ec)) {
+            const std::string n = e.path().filename().string();
+            if (!e.is_regular_file() || std::find(allowed.begin(), allowed.end(), n) == allowed.end())
+                throw Error(final_ + ": holds '" + n +
+                            "', which is not an exported model file; refusing to replace it");
+        }
+        if (ec) throw Error(final_ + ": cannot list the existing directory: " + ec.message());
+    }
+    // A sibling of the target, so the final rename stays on one filesystem and is atomic.
+    std::string tmpl = (parent / ("." + name + ".tmp-XXXXXX")).string();
+    if (!::mkdtemp(tmpl.data()))
+        throw Error(sys_error(final_, "cannot create a temporary directory in " + parent.string(), errno));
+    tmp_ = tmpl;
+    ::chmod(tmp_.c_str(), 0755);  // mkdtemp makes 0700; a model directory is normally readable by all
+}
+
+StagedDirectory::~StagedDirectory() {
+    if (committed_ || tmp_.empty()) return;
+    std::error_code ec;
+    fs::remove_all(tmp_, ec);  // best effort: never throw from a destructor
+}
+
+void StagedDirectory::commit() {
+    if (committed_) throw Error(final_ + ": directory committed twice");
+    std::error_code ec;
+    const bool exists = fs::exists(final_, ec);
+    if (exists && !replace_) throw Error(final_ + ": appeared while exporting; not replacing it");
+    if (!exists) {
+        if (::rename(tmp_.c_str(), final_.c_str()) != 0)
+            throw Error(sys_error(final_, "cannot rename " + tmp_ + " into place", errno));
+    } else if (::renameat2(AT_FDCWD, tmp_.c_str(), AT_FDCWD, final_.c_str(), RENAME_EXCHANGE) == 0) {
+        fs::remove_all(tmp_, ec);  // tmp_ now names the old export
+    } else {
+        // No atomic exchange on this filesystem: move the old one aside, then the new one in. A crash
+        // between the two renames leaves both under hidden names, never a partial directory.
+        const std::string old = tmp_ + ".old";
+        if (::rename(final_.c_str(), old.c_str()) != 0)
+            throw Error(sys_error(final_, "cannot move the existing directory aside", errno));
+        if (::rename(tmp_.c_str(), final_.c_str()) != 0) {
+            const int err = errno;
+            ::rename(old.c_str(), final_.c_str());
+            throw Error(sys_error(final_, "cannot rename " + tmp_ + " into place", err));
+        }
+        fs::remove_all(old, ec);
+    }
+    committed_ = true;
+    const fs::path parent = fs::path(final_).parent_path();
+    fsync_dir(parent.empty() ? fs::path(".") : parent);
+}
+
+std::vector<std::string> copy_tokenizer_files(const std::string& src_dir, const std::string& dst_dir) {
+    std::vector<std::string> copied;
+    for (const std::string& name : kTokenizerFiles) {
+        const fs::path src = fs::path(src_dir) / name;
+        std::error_code ec;
+        if (!fs::is_regular_file(src, ec)) continue;
+        write_file_atomic((fs::path(dst_dir) / name).string(), read_whole_file(src.string()));
+        copied.push_back(name);
+    }
+    return copied;
+}
+
+std::string source_config_text(const LlamaModel& model) {
+    const fs::path path = fs::path(model.dir()) / "config.json";
+    std::error_code ec;
+    if (fs::is_regular_file(path, ec)) return read_whole_file(path.string());
+    return model.config().to_json_text();
+}
+
+void SafetensorsStream::add(const std::string& name, DType dtype, std::vector<int64_t> shape, Producer produce) {
+    const std::string where = "tensor '" + name + "': ";
+    if (name == "__metadata__") throw Error(where + "name is reserved by the safetensors format");
+    if (dtype_size(dtype) == 0) throw Error(where + "invalid dtype");
+    for (const Item& it : items_)
+        if (it.name == name) throw Error(where + "added twice");
+    uint64_t n = dtype_size(dtype);
+    for (int64_t d : shape) {
+        if (d < 0) throw Error(where + "negative dimension " + std::to_string(d));
+        if (__builtin_mul_overflow(n, uint64_t(d), &n)) throw Error(where + "size overflows 64 bits");
+    }
+    items_.push_back({name, dtype, std::move(shape), n, std::move(produce)});
+}
+
+void SafetensorsStream::add_bytes(const std::string& name, DType dtype, std::vector<int64_t> shape, const void* data,
+                                  std::size_t nbytes) {
+    add(name, dtype, std::move(shape), [data, nbytes](const ByteSink& sink) { sink(data, nbytes); });
+}
+
+uint64_t SafetensorsStream::write(const std::string& path, ProgressSink* progress) const {
+    ProgressSink& prog = progress ? *progress : null_progress();
+    std::vector<const Item*> order;
+    for (const Item& it : items_) order.push_back(&it);
+    std::stable_sort(order.begin(), order.end(),
+                     [](const Item* a, const Item* b) { return dtype_size(a->dtype) > dtype_size(b->dtype); });
+
+    // ordered_json keeps __metadata__ first and tensors in data order, as SafetensorsWriter does.
+    nlohmann::ordered_json header = nlohmann::ordered_json::object();
+    if (!metadata_.empty()) header["__metadata__"] = metadata_;
+    uint64_t offset = 0;
+    for (const Item* it : order) {
+        header[it->name] = {
+            {"dtype", dtype_name(it->dtype)}, {"shape", it->shape}, {"data_offsets", {offset, offset + it->nbytes}}};
+        offset += it->nbytes;
+    }
+    std::string text;
+    try {
+        text = header.dump();
+    } catch (const nlohmann::json::exception& e) {
+        throw Error(path + ": cannot encode header: " + e.what());
+    }
+    text.append((8 - text.size() % 8) % 8, ' ');  // data section 8-byte aligned
+    uint8_t len[8];
+    for (int i = 0; i < 8; ++i) len[i] = uint8_t(uint64_t(text.size()) >> (8 * i));  // little-endian
+
+    AtomicFile out(path);
+    out.write(len, sizeof len);
+    out.write(text.data(), text.size());
+    uint64_t done = 0;
+    for (const Item* it : order) {
+        prog.check();
+        uint64_t written = 0;
+        it->produce([&](const void* data, std::size_t n) {
+            written += n;
+            if (written > it->nbytes) return;  // reported below; never write past the header's extent
+            out.write(data, n);
+        });
+        if (written != it->nbytes)
+            throw Error(path + ": tensor '" + it->name + "': produced " + std::to_string(written) +
+                        " bytes, the header says " + std::to_string(it->nbytes));
+        done += it->nbytes;
+        prog.report(offset ? static_cast<double>(done) / static_cast<double>(offset) : 1.0, "writing " + it->name);
+    }
+    prog.check();
+    out.commit();
+    return sizeof len + text.size() + offset;
+}
+
+}  // namespace quench

@@ -1,0 +1,92 @@
+#pragma once
+// Pieces every exported model directory is made of: the directory itself, built under a temporary sibling
+// name and renamed into place only when complete; a model.safetensors streamed one tensor at a time (so
+// an exporter never holds a second copy of the model); and the config and tokenizer files copied from
+// the source model.
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "model/dtype.h"
+
+namespace quench {
+
+class LlamaModel;
+class ProgressSink;
+
+// Options every exporter takes.
+struct ExportOptions {
+    bool replace = false;  // replace an earlier export in the target directory (see StagedDirectory)
+};
+
+// An output directory that appears under its final name complete or not at all. The constructor creates
+// "<parent>/.<name>.tmp-XXXXXX"; commit() renames it to the final name; the destructor removes the
+// temporary when commit() was never reached (error, cancellation).
+//
+// An existing target is refused unless `replace` is set. Even then only a directory holding nothing but
+// files an exporter writes (config.json, model.safetensors, tokenizer files) is replaced, so a mistyped
+// --out can never wipe an unrelated directory; the swap is atomic (renameat2 RENAME_EXCHANGE) where the
+// filesystem supports it. The source model's own directory is never a valid target.
+class StagedDirectory {
+public:
+    StagedDirectory(const std::string& final_dir, bool replace, const std::string& source_dir = "");
+    ~StagedDirectory();
+    StagedDirectory(const StagedDirectory&) = delete;
+    StagedDirectory& operator=(const StagedDirectory&) = delete;
+
+    const std::string& path() const { return tmp_; }  // where to write the files
+    std::string file(const std::string& name) const { return tmp_ + "/" + name; }
+    void commit();  // throws quench::Error naming the final directory
+
+private:
+    std::string final_, tmp_;
+    bool replace_ = false, committed_ = false;
+};
+
+// Names of the files an exporter may write into a model directory (what StagedDirectory may replace).
+const std::vector<std::string>& exported_file_names();
+
+// Copies whichever of tokenizer.json, tokenizer.model, tokenizer_config.json, special_tokens_map.json and
+// generation_config.json exist in src_dir; returns the names copied.
+std::vector<std::string> copy_tokenizer_files(const std::string& src_dir, const std::string& dst_dir);
+
+// The text of the model's config.json (its directory's file, or one generated from the parsed config when
+// the model has none), to be amended by an exporter.
+std::string source_config_text(const LlamaModel& model);
+
+// A safetensors file whose tensor data is produced while the file is written: the header (names, dtypes,
+// shapes, offsets) is known up front, the bytes of each tensor are asked for in turn and written at once.
+// The file format is the one SafetensorsWriter writes (8-byte length, JSON header padded with spaces to a
+// multiple of 8); this streaming form exists because SafetensorsWriter needs every tensor's bytes alive
+// until write() returns, which for a converted (F16/BF16) export would be a second copy of the model.
+class SafetensorsStream {
+public:
+    using ByteSink = std::function<void(const void* data, std::size_t n)>;
+    // Called once, during write(); must pass exactly nbytes bytes to the sink (in any number of calls).
+    using Producer = std::function<void(const ByteSink& sink)>;
+
+    void add(const std::string& name, DType dtype, std::vector<int64_t> shape, Producer produce);
+    // Raw bytes that stay valid until write() returns (a mapped source tensor, a part held in memory).
+    void add_bytes(const std::string& name, DType dtype, std::vector<int64_t> shape, const void* data,
+                   std::size_t nbytes);
+    void set_metadata(const std::string& key, const std::string& value) { metadata_[key] = value; }
+    // Tensors are laid out in order of decreasing element size (then in the order added), so every tensor
+    // starts at a multiple of its element size without padding, as HF's safetensors writer does.
+    // Writes atomically; checks progress for cancellation between tensors. Returns the file size.
+    uint64_t write(const std::string& path, ProgressSink* progress = nullptr) const;
+
+private:
+    struct Item {
+        std::string name;
+        DType dtype;
+        std::vector<int64_t> shape;
+        uint64_t nbytes;
+        Producer produce;
+    };
+    std::vector<Item> items_;
+    std::map<std::string, std::string> metadata_;
+};
+
+}  // namespace quench
