@@ -1,6 +1,8 @@
-// quench-cli quantize MODEL --codec SPEC [--layers GLOB | --layers-regex RE] --calib FILE --eval FILE:
-// quantizes the selected layers, prints the per-layer table and the model-level KL and perplexity.
+// quench-cli quantize MODEL --codec SPEC [--layers GLOB | --layers-regex RE] --calib FILE --eval FILE
+// [--out FILE.h5]: quantizes the selected layers, prints the per-layer table and the model-level KL and
+// perplexity, and records the run (provenance, tables, the quantized tensors) in a project file.
 #include <iostream>
+#include <optional>
 #include <nlohmann/json.hpp>
 
 #include "analysis/model_eval.h"
@@ -8,6 +10,8 @@
 #include "commands.h"
 #include "common/error.h"
 #include "io/report_json.h"
+#include "io/run_records.h"
+#include "io/run_store.h"
 #include "model/llama_model.h"
 #include "model/tokenizer.h"
 #include "output.h"
@@ -32,16 +36,89 @@ std::string codec_list() {
     return s;
 }
 
+struct QuantizeOpts {
+    std::string model, codec, layers = "model.layers.*", layers_regex, calib, eval, out;
+    int64_t calib_tokens = 16384, eval_tokens = 0, ctx = 0;
+    uint64_t seed = 0;
+    bool no_tensors = false;
+};
+
+void quantize(const QuantizeOpts& o, const CodecSpec& spec, const GlobalOptions& g, ProgressSink& progress,
+              RunWriter* run) {
+    auto model = LlamaModel::load(o.model, &progress);
+    if (run) {
+        run->set_attrs({{"codec", spec.to_string()}, {"layers", o.layers_regex.empty() ? o.layers : o.layers_regex}});
+        write_model_provenance(*run, model_provenance(*model, &progress));
+    }
+    auto tok = load_tokenizer(o.model);
+    const auto layers = o.layers_regex.empty() ? model->layers().select_glob(o.layers)
+                                                : model->layers().select_regex(o.layers_regex);
+    std::vector<int32_t> calib;
+    if (!o.calib.empty()) calib = tokenize_text_file(*tok, o.calib, true, o.calib_tokens);
+    QuantizeOptions qo;
+    qo.seed = o.seed;
+    qo.capture.ctx = o.ctx;
+    auto result = quantize_model_layers(*model, uniform_plan(layers, spec), calib, qo, &progress);
+
+    nlohmann::json j = {{"model", o.model}, {"codec", spec.to_string()}, {"seconds", result.seconds},
+                        {"total_bpw", result.total_bits_per_weight()}, {"layers", nlohmann::json::array()}};
+    for (const auto& r : result.layers) j["layers"].push_back(layer_json(r));
+    KlReport kl;
+    if (!o.eval.empty()) {
+        EvalOptions eo;
+        eo.ctx = o.ctx;
+        eo.max_tokens = o.eval_tokens;
+        const auto eval_tokens = tokenize_text_file(*tok, o.eval, true);
+        kl = evaluate_kl({model.get(), LlamaModel::Weights::Original}, {model.get()}, eval_tokens, eo,
+                         tok->bos_id(), &progress);
+        j["kl"] = to_json(kl);
+    }
+    if (run) {
+        std::vector<DataProvenance> data;
+        if (!o.calib.empty()) data.push_back(data_provenance("calib", o.calib, static_cast<int64_t>(calib.size())));
+        if (!o.eval.empty())
+            data.push_back(data_provenance("eval", o.eval, kl.protocol.text_tokens, kl.protocol.describe()));
+        write_data_provenance(*run, data);
+        write_quantize_result(*run, result, !o.no_tensors);
+        run->set_attr("total_bpw", result.total_bits_per_weight());
+        if (!o.eval.empty()) write_kl_report(*run, kl);
+    }
+    if (g.json) {
+        std::cout << j.dump(2) << "\n";
+        return;
+    }
+    Table t({"layer", "shape", "code bpw", "total bpw", "SQNR dB", "rel err", "out rel err", "time s"});
+    for (const auto& r : result.layers) {
+        const auto& info = model->layers().at(r.layer);
+        const auto& m = r.metrics;
+        t.add({r.name, fmt_shape(info.out_features, info.in_features), fmt_num(m.code_bits_per_weight, 3),
+               fmt_num(m.total_bits_per_weight, 3), fmt_num(m.sqnr_db, 2), fmt_num(m.rel_fro_error, 4),
+               m.output_rel_error < 0 ? "-" : fmt_num(m.output_rel_error, 5), fmt_num(m.seconds, 3)});
+    }
+    std::cout << "codec " << spec.to_string() << ", " << result.layers.size() << " layers, "
+              << fmt_num(result.total_bits_per_weight(), 3) << " total bits per weight\n\n"
+              << t.render();
+    if (!o.eval.empty()) {
+        std::cout << "\n";
+        print_kl_table(kl, o.model + " (full precision)", spec.to_string());
+    }
+}
+
+// Marks a run cancelled (empty message) or failed. The job's own error is what the user must see, so a
+// failure to record it (a full disk) only leaves the run incomplete, which `quench-cli runs` reports.
+void record_end(std::optional<RunWriter>& run, const std::string& error) {
+    if (!run) return;
+    try {
+        error.empty() ? run->cancel() : run->fail(error);
+    } catch (const std::exception&) {
+    }
+}
+
 }  // namespace
 
 Command add_quantize_command(CLI::App& app, const GlobalOptions& g) {
     auto* sub = app.add_subcommand("quantize", "Quantize selected layers and report per-layer error, KL and perplexity");
-    struct Opts {
-        std::string model, codec, layers = "model.layers.*", layers_regex, calib, eval;
-        int64_t calib_tokens = 16384, eval_tokens = 0, ctx = 0;
-        uint64_t seed = 0;
-    };
-    auto o = std::make_shared<Opts>();
+    auto o = std::make_shared<QuantizeOpts>();
     sub->add_option("model", o->model, "HF model directory")->required();
     sub->add_option("--codec", o->codec, "Codec spec, e.g. rtn:b=4,g=128 (codecs: " + codec_list() + ")")->required();
     sub->add_option("--layers", o->layers, "Layer globs, comma-separated (default: every block's linear layers)");
@@ -52,51 +129,28 @@ Command add_quantize_command(CLI::App& app, const GlobalOptions& g) {
     sub->add_option("--eval-tokens", o->eval_tokens, "Evaluate only the first N tokens")->check(CLI::NonNegativeNumber);
     sub->add_option("--ctx", o->ctx, "Window length for calibration and evaluation")->check(CLI::NonNegativeNumber);
     sub->add_option("--seed", o->seed, "Seed for every random choice");
+    sub->add_option("--out", o->out, "Project file (.h5) to record the run in; created when absent");
+    sub->add_flag("--no-tensors", o->no_tensors, "With --out: record metrics only, not the quantized tensors");
     return {sub, [o, &g] {
                 const CodecSpec spec = CodecSpec::parse(o->codec);
                 StderrProgress progress(g.quiet || g.json);
-                auto model = LlamaModel::load(o->model, &progress);
-                auto tok = load_tokenizer(o->model);
-                const auto layers = o->layers_regex.empty() ? model->layers().select_glob(o->layers)
-                                                            : model->layers().select_regex(o->layers_regex);
-                std::vector<int32_t> calib;
-                if (!o->calib.empty()) calib = tokenize_text_file(*tok, o->calib, true, o->calib_tokens);
-                QuantizeOptions qo;
-                qo.seed = o->seed;
-                qo.capture.ctx = o->ctx;
-                auto result = quantize_model_layers(*model, uniform_plan(layers, spec), calib, qo, &progress);
-
-                nlohmann::json j = {{"model", o->model}, {"codec", spec.to_string()}, {"seconds", result.seconds},
-                                    {"total_bpw", result.total_bits_per_weight()}, {"layers", nlohmann::json::array()}};
-                for (const auto& r : result.layers) j["layers"].push_back(layer_json(r));
-                KlReport kl;
-                if (!o->eval.empty()) {
-                    EvalOptions eo;
-                    eo.ctx = o->ctx;
-                    eo.max_tokens = o->eval_tokens;
-                    const auto eval_tokens = tokenize_text_file(*tok, o->eval, true);
-                    kl = evaluate_kl({model.get(), LlamaModel::Weights::Original}, {model.get()}, eval_tokens, eo,
-                                     tok->bos_id(), &progress);
-                    j["kl"] = to_json(kl);
+                // The run starts before the work, so another process (the GUI) sees it running; an error or
+                // cancellation marks it failed or cancelled rather than leaving it looking complete.
+                std::optional<RunWriter> run;
+                if (!o->out.empty())
+                    run.emplace(RunStore::create_or_open(o->out).begin_run(current_run_info("quantize", g.command_line, o->seed)));
+                try {
+                    quantize(*o, spec, g, progress, run ? &*run : nullptr);
+                } catch (const Cancelled&) {
+                    record_end(run, "");
+                    throw;
+                } catch (const std::exception& e) {
+                    record_end(run, e.what());
+                    throw;
                 }
-                if (g.json) {
-                    std::cout << j.dump(2) << "\n";
-                    return;
-                }
-                Table t({"layer", "shape", "code bpw", "total bpw", "SQNR dB", "rel err", "out rel err", "time s"});
-                for (const auto& r : result.layers) {
-                    const auto& info = model->layers().at(r.layer);
-                    const auto& m = r.metrics;
-                    t.add({r.name, fmt_shape(info.out_features, info.in_features), fmt_num(m.code_bits_per_weight, 3),
-                           fmt_num(m.total_bits_per_weight, 3), fmt_num(m.sqnr_db, 2), fmt_num(m.rel_fro_error, 4),
-                           m.output_rel_error < 0 ? "-" : fmt_num(m.output_rel_error, 5), fmt_num(m.seconds, 3)});
-                }
-                std::cout << "codec " << spec.to_string() << ", " << result.layers.size() << " layers, "
-                          << fmt_num(result.total_bits_per_weight(), 3) << " total bits per weight\n\n"
-                          << t.render();
-                if (!o->eval.empty()) {
-                    std::cout << "\n";
-                    print_kl_table(kl, o->model + " (full precision)", spec.to_string());
+                if (run) {
+                    run->finish();
+                    if (!g.json && !g.quiet) std::cerr << "recorded " << o->out << ":" << run->id() << "\n";
                 }
             }};
 }

@@ -7,6 +7,7 @@
 
 #include "commands.h"
 #include "common/error.h"
+#include "io/run_records.h"
 
 int main(int argc, char** argv) {
     using namespace quench::cli;
@@ -14,6 +15,7 @@ int main(int argc, char** argv) {
     app.set_version_flag("--version", std::string(QUENCH_VERSION));
     app.require_subcommand(1);
     GlobalOptions g;
+    g.command_line = quench::command_line_text(argc, argv);
     app.add_flag("--json", g.json, "Print one machine-readable JSON object on stdout");
     app.add_option("--threads", g.threads, "CPU threads for LibTorch (default: all cores)")->check(CLI::NonNegativeNumber);
     app.add_flag("-q,--quiet", g.quiet, "No progress output on stderr");
@@ -23,6 +25,9 @@ int main(int argc, char** argv) {
         add_generate_command(app, g),
         add_synth_command(app, g),
         add_quantize_command(app, g),
+        add_runs_command(app, g),
+        add_show_command(app, g),
+        add_export_command(app, g),
     };
     // Global flags are accepted after the subcommand too ("quench-cli eval M --json").
     for (const auto& c : commands) c.sub->fallthrough();

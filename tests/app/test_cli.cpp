@@ -2,31 +2,16 @@
 // single-line error naming the file.
 #include <gtest/gtest.h>
 
-#include <array>
-#include <cstdio>
+#include <algorithm>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <sys/wait.h>
 
+#include "support/cli.h"
 #include "support/test_paths.h"
 
 namespace {
 
-struct Run {
-    int code;
-    std::string out, err;
-};
-
-Run cli(const std::string& args) {
-    quench::test::ScratchDir dir;
-    const std::string cmd = std::string(QUENCH_CLI_PATH) + " " + args + " >" + dir.file("out") + " 2>" + dir.file("err");
-    const int status = std::system(cmd.c_str());
-    auto slurp = [](const std::string& p) {
-        std::ifstream in(p);
-        return std::string(std::istreambuf_iterator<char>(in), {});
-    };
-    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(dir.file("out")), slurp(dir.file("err"))};
-}
+quench::test::CliResult cli(const std::string& args) { return quench::test::run_cli(args); }
 
 const std::string kModel = quench::test::real_model_dir();
 const std::string kEval = quench::test::shared_data("tinystories-valid/tinystories_val.eval.txt");

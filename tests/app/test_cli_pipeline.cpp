@@ -1,0 +1,114 @@
+// The README's pipeline through quench-cli: quantize into a project file, list and show the run, export it
+// packed, as HF FP16 and as GGUF, and evaluate the exports: the packed model's perplexity is the quantized
+// model's.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "support/cli.h"
+#include "support/test_paths.h"
+
+namespace {
+
+using quench::test::run_cli;
+
+const std::string kModel = quench::test::real_model_dir();
+const std::string kCalib = quench::test::shared_data("tinystories-valid/tinystories_val.train.txt");
+const std::string kEval = quench::test::shared_data("tinystories-valid/tinystories_val.eval.txt");
+const std::string kEvalArgs = " --ctx 128 --eval-tokens 2000";
+
+nlohmann::json json_of(const quench::test::CliResult& r) {
+    EXPECT_EQ(r.code, 0) << r.err;
+    return nlohmann::json::parse(r.out);
+}
+
+double rel(double a, double b) { return std::abs(a - b) / std::abs(b); }
+
+}  // namespace
+
+TEST(CliPipeline, QuantizeRecordExportReload) {
+    quench::test::ScratchDir dir;
+    const std::string study = dir.file("study.h5");
+    const auto q = json_of(run_cli("quantize " + kModel + " --codec rtn:b=4,g=64 --calib " + kCalib +
+                                   " --calib-tokens 2000 --eval " + kEval + kEvalArgs + " --out " + study + " --json"));
+    const double ppl_quantized = q["kl"]["ppl_test"];
+    ASSERT_EQ(q["layers"].size(), 14u);
+
+    const auto runs = json_of(run_cli("runs " + study + " --json"));
+    ASSERT_EQ(runs["runs"].size(), 1u);
+    EXPECT_EQ(runs["runs"][0]["id"], "run-0001");
+    EXPECT_EQ(runs["runs"][0]["status"], "complete");
+    EXPECT_EQ(runs["runs"][0]["kind"], "quantize");
+    EXPECT_NE(runs["runs"][0]["command_line"].get<std::string>().find("--codec rtn:b=4,g=64"), std::string::npos);
+
+    const auto show = json_of(run_cli("show " + study + " --json"));
+    EXPECT_EQ(show["attrs"]["codec"], q["codec"]);
+    EXPECT_EQ(show["tensors"].size(), 14u);
+    const auto& layers = show["tables"]["layers"];
+    ASSERT_FALSE(layers.empty());
+    const auto& first = *layers.begin();  // any column: one value per quantized layer
+    EXPECT_EQ(first.size(), 14u);
+    EXPECT_NEAR(show["tables"]["kl"]["ppl_test"][0].get<double>(), ppl_quantized, 1e-9 * ppl_quantized);
+    const auto table = run_cli("show " + study);
+    ASSERT_EQ(table.code, 0) << table.err;
+    EXPECT_NE(table.out.find("model.layers.1.mlp.down_proj"), std::string::npos) << table.out;
+
+    const auto packed = json_of(run_cli("export " + study + " --format packed --out " + dir.file("packed") + " --json"));
+    EXPECT_EQ(packed["quantized_tensors"], 14);
+    EXPECT_NEAR(packed["total_bpw"].get<double>(), q["total_bpw"].get<double>(), 1e-12);
+    const auto reloaded = json_of(run_cli("eval " + dir.file("packed") + " --text " + kEval +
+                                          " --ctx 128 --max-tokens 2000 --json"));
+    EXPECT_LT(rel(reloaded["result"]["perplexity"], ppl_quantized), 1e-6);
+
+    json_of(run_cli("export " + study + ":run-0001 --format hf --out " + dir.file("hf") + " --json"));
+    const auto hf = json_of(run_cli("eval " + dir.file("hf") + " --text " + kEval + " --ctx 128 --max-tokens 2000 --json"));
+    EXPECT_LT(rel(hf["result"]["perplexity"], ppl_quantized), 1e-3);  // FP16 rounding of the weights
+
+    // GGUF: each layer gets the ggml type nearest its codec's 4.25 bits (Q4_K); rows of 128 or 384 are not
+    // a multiple of 256, so every one falls back as llama.cpp's quantizer would, and says so.
+    const auto gguf = json_of(run_cli("export " + study + " --format gguf --out " + dir.file("m.gguf") + " --json"));
+    ASSERT_EQ(gguf["fallbacks"].size(), 14u);
+    for (const auto& f : gguf["fallbacks"]) {
+        EXPECT_EQ(f["requested"], "Q4_K");
+        EXPECT_EQ(f["used"], "Q5_0");
+    }
+    EXPECT_EQ(gguf["tokenizer"], "llama");  // BPE over metaspace pieces, as SentencePiece writes it
+
+    // A second run joins the first without touching it.
+    json_of(run_cli("quantize " + kModel + " --codec paretoq:b=2 --layers '*mlp*' --out " + study + " --json"));
+    const auto both = json_of(run_cli("runs " + study + " --json"));
+    ASSERT_EQ(both["runs"].size(), 2u);
+    EXPECT_EQ(json_of(run_cli("show " + study + " run-0001 --json"))["tables"], show["tables"]);
+    EXPECT_EQ(json_of(run_cli("show " + study + " --json"))["tensors"].size(), 6u);
+}
+
+TEST(CliPipeline, FailuresAreRecordedAndNamed) {
+    quench::test::ScratchDir dir;
+    const std::string study = dir.file("study.h5");
+    // The run starts before the calibration file is read, so the failure is recorded with its message.
+    const auto bad = run_cli("quantize " + kModel + " --codec rtn:b=4,g=64 --calib " + dir.file("nope.txt") +
+                             " --out " + study);
+    EXPECT_NE(bad.code, 0);
+    EXPECT_NE(bad.err.find("nope.txt"), std::string::npos) << bad.err;
+    const auto runs = json_of(run_cli("runs " + study + " --json"));
+    ASSERT_EQ(runs["runs"].size(), 1u);
+    EXPECT_EQ(runs["runs"][0]["status"], "failed");
+    EXPECT_NE(runs["runs"][0]["message"].get<std::string>().find("nope.txt"), std::string::npos);
+
+    const auto no_tensors = run_cli("export " + study + " --format packed --out " + dir.file("p"));
+    EXPECT_NE(no_tensors.code, 0);
+    EXPECT_NE(no_tensors.err.find("no complete run with stored quantized tensors"), std::string::npos) << no_tensors.err;
+    const auto plain = run_cli("export " + kModel + " --format packed --out " + dir.file("p"));
+    EXPECT_NE(plain.err.find("no quantized tensors to pack"), std::string::npos) << plain.err;
+    const auto missing = run_cli("show " + study + " run-0042");
+    EXPECT_NE(missing.code, 0);
+    EXPECT_NE(missing.err.find("run-0042"), std::string::npos) << missing.err;
+    const auto not_h5 = run_cli("runs " + kEval);
+    EXPECT_NE(not_h5.code, 0);
+    EXPECT_NE(not_h5.err.find(kEval), std::string::npos) << not_h5.err;
+    // An existing target is refused rather than overwritten.
+    json_of(run_cli("export " + kModel + " --format hf --out " + dir.file("hf") + " --json"));
+    const auto again = run_cli("export " + kModel + " --format hf --out " + dir.file("hf"));
+    EXPECT_NE(again.code, 0);
+    EXPECT_NE(again.err.find(dir.file("hf")), std::string::npos) << again.err;
+}
