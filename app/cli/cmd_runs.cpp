@@ -83,10 +83,12 @@ Command add_runs_command(CLI::App& app, const GlobalOptions& g) {
                     std::cout << nlohmann::json{{"file", *file}, {"runs", j}}.dump(2) << "\n";
                     return;
                 }
-                cli::Table t({"run", "kind", "status", "started (UTC)", "finished (UTC)", "command"});
+                // The full command line is in `show` and --json; a listing keeps one short line per run.
+                const auto shorten = [](const std::string& s) { return s.size() <= 90 ? s : s.substr(0, 87) + "..."; };
+                cli::Table t({"run", "kind", "status", "started (UTC)", "finished (UTC)", "command / message"});
                 for (const auto& r : runs)
                     t.add({r.id, r.info.kind, run_status_name(r.status), r.info.started_utc, r.info.finished_utc,
-                           r.message.empty() ? r.info.command_line : r.info.command_line + "  [" + r.message + "]"});
+                           shorten(r.message.empty() ? r.info.command_line : r.message)});
                 std::cout << t.render();
             }};
 }

@@ -9,6 +9,7 @@
 #include <unordered_map>
 
 #include "common/error.h"
+#include "common/json_file.h"
 #include "io/gguf_writer.h"
 #include "model/tokenizer.h"
 
@@ -28,16 +29,7 @@ const char* const kLlama3Regex =
     R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
 
 json read_json(const fs::path& p, bool optional) {
-    if (optional && !fs::exists(p)) return json();
-    std::ifstream f(p, std::ios::binary);
-    if (!f) throw Error(p.string() + ": cannot open");
-    std::ostringstream buf;
-    buf << f.rdbuf();
-    try {
-        return json::parse(buf.str());
-    } catch (const json::parse_error& e) {
-        throw Error(p.string() + ": not valid JSON: " + e.what());
-    }
+    return optional ? read_json_file_if_exists(p.string()) : read_json_file(p.string());
 }
 
 // The pre-tokenizer (or normalizer/decoder) nodes, with Sequences flattened.

@@ -80,20 +80,8 @@ HfExportReport export_hf_dequantized(const LlamaModel& model, const std::string&
     config["torch_dtype"] = dtype == DType::F16 ? "float16" : "bfloat16";
     config["tie_word_embeddings"] = report.tied;
 
-    prog.check();
-    StagedDirectory out(out_dir, options.replace, model.dir());
-    try {
-        write_file_atomic(out.file("config.json"), config.dump(2) + "\n");
-        copy_tokenizer_files(model.dir(), out.path());
-        SubProgress writing(prog, 0.02, 1.0);
-        report.file_bytes = st.write(out.file("model.safetensors"), &writing);
-        prog.check();
-        out.commit();
-    } catch (const Cancelled&) {
-        throw;
-    } catch (const Error& e) {  // the inner message names the staging path; the user asked for out_dir
-        throw Error(out_dir + ": export failed: " + e.what());
-    }
+    report.file_bytes =
+        write_model_directory(out_dir, options, model.dir(), config.dump(2) + "\n", st, prog, 0.02);
     report.dir = out_dir;
     return report;
 }

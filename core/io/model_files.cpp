@@ -214,4 +214,24 @@ uint64_t SafetensorsStream::write(const std::string& path, ProgressSink* progres
     return sizeof len + text.size() + offset;
 }
 
+uint64_t write_model_directory(const std::string& out_dir, const ExportOptions& options,
+                               const std::string& source_dir, const std::string& config_text,
+                               const SafetensorsStream& tensors, ProgressSink& progress, double start) {
+    progress.check();
+    StagedDirectory out(out_dir, options.replace, source_dir);
+    try {
+        write_file_atomic(out.file("config.json"), config_text);
+        copy_tokenizer_files(source_dir, out.path());
+        SubProgress writing(progress, start, 1.0);
+        const uint64_t bytes = tensors.write(out.file("model.safetensors"), &writing);
+        progress.check();
+        out.commit();
+        return bytes;
+    } catch (const Cancelled&) {
+        throw;
+    } catch (const Error& e) {  // the inner message names the staging path; the user asked for out_dir
+        throw Error(out_dir + ": export failed: " + e.what());
+    }
+}
+
 }  // namespace quench

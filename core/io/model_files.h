@@ -89,4 +89,12 @@ private:
     std::map<std::string, std::string> metadata_;
 };
 
+// The last step of every model export: config.json (config_text), the source model's tokenizer files and
+// model.safetensors (from the stream) written into a staged out_dir, renamed into place when complete.
+// Returns model.safetensors' size. Errors name out_dir; quench::Cancelled passes through and, like any
+// error, leaves nothing under out_dir's name. Progress from `start` to 1 follows the tensor data.
+uint64_t write_model_directory(const std::string& out_dir, const ExportOptions& options,
+                               const std::string& source_dir, const std::string& config_text,
+                               const SafetensorsStream& tensors, ProgressSink& progress, double start);
+
 }  // namespace quench

@@ -186,20 +186,8 @@ PackedWriteReport write_packed_checkpoint(const LlamaModel& model,
                                      {"modules", modules},
                                      {"quench_version", QUENCH_VERSION}};
 
-    prog.check();
-    StagedDirectory out(out_dir, options.replace, model.dir());
-    try {
-        write_file_atomic(out.file("config.json"), config.dump(2) + "\n");
-        copy_tokenizer_files(model.dir(), out.path());
-        SubProgress writing(prog, 0.05, 1.0);
-        report.file_bytes = st.write(out.file("model.safetensors"), &writing);
-        prog.check();
-        out.commit();
-    } catch (const Cancelled&) {
-        throw;
-    } catch (const Error& e) {  // the inner message names the staging path; the user asked for out_dir
-        throw Error(out_dir + ": export failed: " + e.what());
-    }
+    report.file_bytes =
+        write_model_directory(out_dir, options, model.dir(), config.dump(2) + "\n", st, prog, 0.05);
     report.header_bytes = report.file_bytes - report.part_bytes - report.unquantized_bytes;
     report.dir = out_dir;
     return report;

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "common/json_file.h"
 #include "io/packed_checkpoint.h"
 #include "jobs/progress.h"
 #include "model/checkpoint.h"
@@ -25,17 +26,7 @@ using nlohmann::json;
 
 namespace {
 
-json read_json(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw Error(path + ": cannot open");
-    std::ostringstream text;
-    text << in.rdbuf();
-    try {
-        return json::parse(text.str());
-    } catch (const json::exception& e) {
-        throw Error(path + ": not valid JSON: " + e.what());
-    }
-}
+json read_json(const std::string& path) { return read_json_file(path); }
 
 std::string shape_text(const std::vector<int64_t>& s) {
     std::string out = "[";

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "common/json_file.h"
 
 namespace quench {
 
@@ -23,16 +24,7 @@ constexpr const char* kEmbed = "model.embed_tokens.weight";
 
 // Reads model.safetensors.index.json and returns its weight_map (tensor name -> shard file name).
 std::map<std::string, std::string> read_weight_map(const std::string& index_path) {
-    std::ifstream in(index_path, std::ios::binary);
-    if (!in) throw Error(index_path + ": cannot open");
-    std::ostringstream text;
-    text << in.rdbuf();
-    json index;
-    try {
-        index = json::parse(text.str());
-    } catch (const json::exception& e) {
-        throw Error(index_path + ": not valid JSON: " + e.what());
-    }
+    const json index = read_json_file(index_path);
     if (!index.is_object()) throw Error(index_path + ": not a JSON object");
     const auto wm = index.find("weight_map");
     if (wm == index.end() || !wm->is_object()) throw Error(index_path + ": weight_map is missing or not an object");

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "common/json_file.h"
 #include "model/hf_bpe_model.h"
 #include "model/hf_pipeline.h"
 #include "model/utf8.h"
@@ -18,17 +19,7 @@ using nlohmann::json;
 
 namespace {
 
-json read_json(const std::string& path) {
-    std::ifstream f(path, std::ios::binary);
-    if (!f) throw Error(path + ": cannot open");
-    std::ostringstream buf;
-    buf << f.rdbuf();
-    try {
-        return json::parse(buf.str());
-    } catch (const json::parse_error& e) {
-        throw Error(path + ": not valid JSON: " + e.what());
-    }
-}
+json read_json(const std::string& path) { return read_json_file(path); }
 
 // True when some stage object (at any nesting depth) has "type": "ByteLevel".
 bool mentions_byte_level(const json& j) {

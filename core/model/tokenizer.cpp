@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "common/json_file.h"
 #include "model/hf_bpe_tokenizer.h"
 #include "model/sentencepiece_tokenizer.h"
 
@@ -29,18 +30,7 @@ struct SpecialSettings {
     std::optional<bool> add_bos, add_eos;
 };
 
-json read_optional_json(const fs::path& p) {
-    if (!fs::exists(p)) return json();
-    std::ifstream f(p, std::ios::binary);
-    if (!f) throw Error(p.string() + ": cannot open");
-    std::ostringstream buf;
-    buf << f.rdbuf();
-    try {
-        return json::parse(buf.str());
-    } catch (const json::parse_error& e) {
-        throw Error(p.string() + ": not valid JSON: " + e.what());
-    }
-}
+json read_optional_json(const fs::path& p) { return read_json_file_if_exists(p.string()); }
 
 // "bos_token": "<s>" | {"content": "<s>", ...} | null. Leaves `out` untouched when the key is absent.
 void read_token(const json& j, const char* key, const fs::path& file, TokenSetting& out) {
