@@ -1,0 +1,120 @@
+// LiftQuant on the CPU. Dequantization decodes row by row in core's order; the GEMV projects x through the
+// transforms and M once per call, then runs the binary grid GEMV over the sign bits (see the header).
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "quench_kernels/packed_detail.h"
+#include "quench_kernels/packed_grid.h"
+#include "quench_kernels/packed_liftquant.h"
+
+namespace quench::kernels {
+namespace {
+
+[[noreturn]] void bad(const std::string& what) { throw std::invalid_argument("lift view: " + what); }
+
+int64_t hadamard_block(int64_t cols) { return cols & -cols; }
+
+std::vector<float> lift_matrix(const LiftView& w) {
+    std::vector<float> M(static_cast<std::size_t>(w.d) * w.D);
+    for (std::size_t i = 0; i < M.size(); ++i) M[i] = half_to_float(w.M[i]);
+    return M;
+}
+
+// Row r of W into out[0, cols), each step as core does it.
+void dequant_row(const LiftView& w, const std::vector<float>& M, int64_t r, float* out) {
+    const int64_t chunks = w.cols / w.d;
+    for (int64_t j = 0; j < chunks; ++j) {
+        const int64_t bit = (r * chunks + j) * w.D;
+        const uint64_t y = detail::load_u64(w.codes, w.code_bytes, bit >> 3) >> (bit & 7);
+        for (int i = 0; i < w.d; ++i) {
+            // (y M^T)[i] summed over k in order, as the matmul's kernel accumulates it; y_k M is exact.
+            const float* m = M.data() + static_cast<int64_t>(i) * w.D;
+            float acc = 0.f;
+            for (int k = 0; k < w.D; ++k) acc += ((y >> k) & 1u) ? m[k] : -m[k];
+            out[j * w.d + i] = acc;
+        }
+    }
+    const float s = half_to_float(w.scales[r]);
+    for (int64_t c = 0; c < w.cols; ++c) out[c] *= s;
+    if (w.signs) {
+        const int64_t block = hadamard_block(w.cols);
+        detail::fwht_blocks(out, w.cols, block);
+        const float norm = detail::hadamard_norm(block);
+        for (int64_t c = 0; c < w.cols; ++c)
+            out[c] = (out[c] / norm) * (((w.signs[c >> 3] >> (c & 7)) & 1u) ? 1.0f : -1.0f);
+    }
+    if (w.act_scale)
+        for (int64_t c = 0; c < w.cols; ++c) out[c] /= half_to_float(w.act_scale[c]);
+}
+
+void dequantize(const LiftView& w, float* f32, uint16_t* f16, const CpuOptions& opt) {
+    validate(w);
+    if (!f32 && !f16) bad("output pointer is null");
+    const std::vector<float> M = lift_matrix(w);
+    detail::parallel_rows(w.rows, opt.threads, [&](int64_t r0, int64_t r1) {
+        std::vector<float> row(f16 ? w.cols : 0);
+        for (int64_t r = r0; r < r1; ++r) {
+            float* out = f16 ? row.data() : f32 + r * w.cols;
+            dequant_row(w, M, r, out);
+            if (f16)
+                for (int64_t c = 0; c < w.cols; ++c) f16[r * w.cols + c] = float_to_half(out[c]);
+        }
+    });
+}
+
+}  // namespace
+
+void validate(const LiftView& w) {
+    if (w.rows < 1 || w.cols < 1) bad("empty shape [" + std::to_string(w.rows) + ", " + std::to_string(w.cols) + "]");
+    if (w.d < 1 || w.D <= w.d || w.D > 32)
+        bad("D=" + std::to_string(w.D) + ", d=" + std::to_string(w.d) + " outside 1 <= d < D <= 32");
+    if (w.cols % w.d != 0) bad("d=" + std::to_string(w.d) + " does not divide cols " + std::to_string(w.cols));
+    const int64_t need = (w.rows * (w.cols / w.d) * w.D + 7) / 8;
+    if (!w.codes || w.code_bytes < need)
+        bad("codes hold " + std::to_string(w.code_bytes) + " bytes, " + std::to_string(need) + " needed");
+    if (!w.scales || !w.M) bad("scales or M pointer is null");
+}
+
+void lift_dequantize_f32(const LiftView& w, float* out, const CpuOptions& opt) { dequantize(w, out, nullptr, opt); }
+
+void lift_dequantize_f16(const LiftView& w, uint16_t* out, const CpuOptions& opt) { dequantize(w, nullptr, out, opt); }
+
+void lift_gemv(const LiftView& w, const float* x, float* y, int64_t batch, const CpuOptions& opt) {
+    validate(w);
+    if (batch < 1 || batch > 8) bad("batch " + std::to_string(batch) + " is outside 1..8");
+    if (!x || !y) bad("x or y is null");
+    const std::vector<float> M = lift_matrix(w);
+    const int64_t cols = w.cols, chunks = cols / w.d, plen = chunks * w.D;
+    std::vector<float> xt(cols), p(batch * plen);
+    for (int64_t b = 0; b < batch; ++b) {
+        // x' = H (sign * x / act_scale): the transpose of what dequantization applies to the rows of W.
+        const float* xb = x + b * cols;
+        for (int64_t c = 0; c < cols; ++c) xt[c] = w.act_scale ? xb[c] / half_to_float(w.act_scale[c]) : xb[c];
+        float norm = 1.f;
+        if (w.signs) {
+            for (int64_t c = 0; c < cols; ++c)
+                if (!((w.signs[c >> 3] >> (c & 7)) & 1u)) xt[c] = -xt[c];
+            detail::fwht_blocks(xt.data(), cols, hadamard_block(cols));
+            norm = detail::hadamard_norm(hadamard_block(cols));
+        }
+        float* pb = p.data() + b * plen;
+        for (int64_t j = 0; j < chunks; ++j)
+            for (int k = 0; k < w.D; ++k) {
+                float acc = 0.f;
+                for (int i = 0; i < w.d; ++i) acc += M[static_cast<std::size_t>(i) * w.D + k] * xt[j * w.d + i];
+                pb[j * w.D + k] = acc / norm;
+            }
+    }
+    GridView g;
+    g.kind = GridKind::Binary;
+    g.bits = 1;
+    g.rows = w.rows;
+    g.cols = g.group = plen;
+    g.codes = w.codes;
+    g.code_bytes = w.code_bytes;
+    g.scales = w.scales;
+    grid_gemv(g, p.data(), y, batch, opt);
+}
+
+}  // namespace quench::kernels

@@ -1,0 +1,62 @@
+#pragma once
+// Internals the packed CPU kernels share (not part of the kernel API): row threading, the CPU path choice
+// and bounds-safe reads of the packed code stream.
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+#include "quench_kernels/packed_common.h"
+
+namespace quench::kernels::detail {
+
+// Splits [0, n) into contiguous chunks, one per thread; the calling thread takes the first chunk.
+template <typename F>
+void parallel_rows(int64_t n, int threads, F&& body) {
+    int t = threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    t = static_cast<int>(std::min<int64_t>(t, std::max<int64_t>(n, 1)));
+    const int64_t chunk = (n + t - 1) / t;
+    std::vector<std::thread> pool;
+    for (int i = 1; i < t; ++i) {
+        const int64_t b = i * chunk, e = std::min(n, b + chunk);
+        if (b < e) pool.emplace_back([&, b, e] { body(b, e); });
+    }
+    body(0, std::min(n, chunk));
+    for (auto& th : pool) th.join();
+}
+
+// Resolves CpuPath::Auto; std::invalid_argument when Avx2 is forced on a CPU without it.
+bool use_avx2(const CpuOptions& opt);
+
+// Eight bytes of the stream starting at `byte`, zero-filled past its end (little-endian, as packed).
+inline uint64_t load_u64(const uint8_t* p, int64_t nbytes, int64_t byte) {
+    uint64_t v = 0;
+    if (byte + 8 <= nbytes)
+        std::memcpy(&v, p + byte, 8);
+    else if (byte < nbytes)
+        std::memcpy(&v, p + byte, static_cast<std::size_t>(nbytes - byte));
+    return v;
+}
+
+// Code i of an LSB-first stream of `bits`-wide codes (bits <= 16).
+inline uint32_t code_at(const uint8_t* p, int64_t nbytes, int bits, int64_t i) {
+    const int64_t bit = i * bits;
+    return static_cast<uint32_t>(load_u64(p, nbytes, bit >> 3) >> (bit & 7)) & ((1u << bits) - 1u);
+}
+
+// Trit i of a stream of 5 trits per byte, first trit least significant (core's pack_trits).
+inline uint32_t trit_at(const uint8_t* p, int64_t i) {
+    static constexpr uint8_t kPow3[5] = {1, 3, 9, 27, 81};
+    return (p[i / 5] / kPow3[i % 5]) % 3u;
+}
+
+// Unnormalised Walsh-Hadamard butterflies, in place, over each block of v[0, n) (block a power of two
+// dividing n): for h = 1, 2, .., block / 2 the pair (a, b) = (v[i], v[i + h]) becomes (a + b, a - b), the
+// sums and differences core's hadamard_blocks computes, so the results are bit-identical to it.
+void fwht_blocks(float* v, int64_t n, int64_t block);
+
+// fp32(sqrt(block)): what hadamard_blocks divides by (a double scalar applied to an fp32 tensor).
+float hadamard_norm(int64_t block);
+
+}  // namespace quench::kernels::detail
