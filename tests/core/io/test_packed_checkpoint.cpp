@@ -685,7 +685,8 @@ TEST(PackedCheckpointFaults, ExistingTargetIsRefusedUnlessReplacingAnExport) {
     EXPECT_EQ(read_bytes(out + "/notes.txt"), "mine");
 
     msg = error_of([&] { q.write(test::real_model_dir(), nullptr, true); });
-    const std::string source = std::filesystem::canonical(test::real_model_dir()).string();
+    // The message names the directory as given, lexically normalised ("a/../b" -> "b"), links kept.
+    const std::string source = std::filesystem::path(test::real_model_dir()).lexically_normal().string();
     EXPECT_TRUE(contains_all(msg, {source, "source model's directory"})) << msg;
 }
 
