@@ -1,12 +1,12 @@
 // quench-cli eval MODEL --text FILE [--ref REF]: perplexity, or KL divergence against a reference model.
 // quench-cli generate MODEL --prompt TEXT: greedy continuation, a quick sanity check of a model.
-#include <fstream>
 #include <iostream>
 
 #include "analysis/model_eval.h"
 #include "analysis/text_data.h"
 #include "commands.h"
 #include "common/error.h"
+#include "io/atomic_file.h"
 #include "io/report_json.h"
 #include "model/llama_model.h"
 #include "model/tokenizer.h"
@@ -79,11 +79,8 @@ Command add_eval_command(CLI::App& app, const GlobalOptions& g) {
                 }
                 auto ref = LlamaModel::load(o->ref, &progress);
                 auto r = evaluate_kl({ref.get()}, {model.get()}, tokens, o->eval, tok->bos_id(), &progress);
-                if (!o->kl_out.empty()) {
-                    std::ofstream out(o->kl_out);
-                    out << to_json(r, true).dump() << "\n";
-                    if (!out) throw Error(o->kl_out + ": cannot write the per-token KL file");
-                }
+                // Atomic, like every output file: a full disk never leaves a truncated vector behind.
+                if (!o->kl_out.empty()) write_file_atomic(o->kl_out, to_json(r, true).dump() + "\n");
                 if (g.json) {
                     std::cout << nlohmann::json{{"model", o->model}, {"ref", o->ref}, {"text", o->text}, {"result", to_json(r)}}.dump(2)
                               << "\n";
