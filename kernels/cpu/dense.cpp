@@ -2,29 +2,13 @@
 
 #include <immintrin.h>
 
-#include <algorithm>
-#include <thread>
-#include <vector>
-
 #include "quench_kernels/packed_common.h"
+#include "quench_kernels/packed_detail.h"
 
 namespace quench::kernels {
 namespace {
 
-// Splits [0, n) into contiguous chunks, one per thread; the calling thread takes the first chunk.
-template <typename F>
-void parallel_for(int64_t n, int threads, F&& body) {
-    int t = threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-    t = static_cast<int>(std::min<int64_t>(t, std::max<int64_t>(n, 1)));
-    const int64_t chunk = (n + t - 1) / t;
-    std::vector<std::thread> pool;
-    for (int i = 1; i < t; ++i) {
-        const int64_t b = i * chunk, e = std::min(n, b + chunk);
-        if (b < e) pool.emplace_back([&, b, e] { body(b, e); });
-    }
-    body(0, std::min(n, chunk));
-    for (auto& th : pool) th.join();
-}
+using detail::parallel_rows;
 
 // The baseline must be as fast as the memory allows, or every packed speed-up measured against it would
 // be flattering: a plain `acc += w * x` loop is one dependent scalar chain (the compiler may not reorder
@@ -62,7 +46,7 @@ __attribute__((target("avx2,fma"))) float dot_avx2(const float* w, const float* 
 
 void gemv_f32(const float* W, const float* x, float* y, int64_t rows, int64_t cols, int64_t batch, int threads) {
     const auto dot = cpu_has_avx2() ? dot_avx2 : dot_scalar;
-    parallel_for(rows, threads, [&](int64_t r0, int64_t r1) {
+    parallel_rows(rows, threads, [&](int64_t r0, int64_t r1) {
         // Each row is read from memory once; the batch's other vectors find it in cache.
         for (int64_t r = r0; r < r1; ++r)
             for (int64_t b = 0; b < batch; ++b) y[b * rows + r] = dot(W + r * cols, x + b * cols, cols);
@@ -70,7 +54,7 @@ void gemv_f32(const float* W, const float* x, float* y, int64_t rows, int64_t co
 }
 
 void triad_f32(float* a, const float* b, const float* c, float s, std::size_t n, int threads) {
-    parallel_for(static_cast<int64_t>(n), threads, [&](int64_t i0, int64_t i1) {
+    parallel_rows(static_cast<int64_t>(n), threads, [&](int64_t i0, int64_t i1) {
         for (int64_t i = i0; i < i1; ++i) a[i] = b[i] + s * c[i];
     });
 }
