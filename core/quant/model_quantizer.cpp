@@ -12,7 +12,6 @@
 #include "quant/codec.h"
 
 namespace quench {
-namespace {
 
 // FNV-1a: a stable per-layer seed so results don't depend on plan order or platform.
 uint64_t layer_seed(uint64_t seed, const std::string& name) {
@@ -20,8 +19,6 @@ uint64_t layer_seed(uint64_t seed, const std::string& name) {
     for (unsigned char c : name) h = (h ^ c) * 1099511628211ull;
     return h;
 }
-
-}  // namespace
 
 std::vector<LayerPlan> uniform_plan(const std::vector<std::size_t>& layers, const CodecSpec& spec) {
     std::vector<LayerPlan> plan;

@@ -43,6 +43,10 @@ struct QuantizeResult {
     double total_bits_per_weight() const;  // over the quantized layers, shared parts counted once
 };
 
+// The seed a layer's codec gets from the run's seed: the same wherever the layer is quantized (quantize,
+// sensitivity, apply), so a measured setting is reproduced exactly.
+uint64_t layer_seed(uint64_t seed, const std::string& name);
+
 // One codec for several layers.
 std::vector<LayerPlan> uniform_plan(const std::vector<std::size_t>& layers, const CodecSpec& spec);
 
