@@ -15,6 +15,7 @@
 #include "model/llama_model.h"
 #include "model/tokenizer.h"
 #include "output.h"
+#include "run_recording.h"
 #include "quant/codec_registry.h"
 #include "quant/model_quantizer.h"
 
@@ -104,16 +105,6 @@ void quantize(const QuantizeOpts& o, const CodecSpec& spec, const GlobalOptions&
     }
 }
 
-// Marks a run cancelled (empty message) or failed. The job's own error is what the user must see, so a
-// failure to record it (a full disk) only leaves the run incomplete, which `quench-cli runs` reports.
-void record_end(std::optional<RunWriter>& run, const std::string& error) {
-    if (!run) return;
-    try {
-        error.empty() ? run->cancel() : run->fail(error);
-    } catch (const std::exception&) {
-    }
-}
-
 }  // namespace
 
 Command add_quantize_command(CLI::App& app, const GlobalOptions& g) {
@@ -134,24 +125,7 @@ Command add_quantize_command(CLI::App& app, const GlobalOptions& g) {
     return {sub, [o, &g] {
                 const CodecSpec spec = CodecSpec::parse(o->codec);
                 StderrProgress progress(g.quiet || g.json);
-                // The run starts before the work, so another process (the GUI) sees it running; an error or
-                // cancellation marks it failed or cancelled rather than leaving it looking complete.
-                std::optional<RunWriter> run;
-                if (!o->out.empty())
-                    run.emplace(RunStore::create_or_open(o->out).begin_run(current_run_info("quantize", g.command_line, o->seed)));
-                try {
-                    quantize(*o, spec, g, progress, run ? &*run : nullptr);
-                } catch (const Cancelled&) {
-                    record_end(run, "");
-                    throw;
-                } catch (const std::exception& e) {
-                    record_end(run, e.what());
-                    throw;
-                }
-                if (run) {
-                    run->finish();
-                    if (!g.json && !g.quiet) std::cerr << "recorded " << o->out << ":" << run->id() << "\n";
-                }
+                run_recorded(o->out, "quantize", o->seed, g, [&](RunWriter* run) { quantize(*o, spec, g, progress, run); });
             }};
 }
 

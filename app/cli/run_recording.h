@@ -1,0 +1,21 @@
+#pragma once
+// The one way a subcommand records itself in a project file (--out FILE.h5): the run starts before the
+// work, so another process (the GUI) sees it running; an error or cancellation marks it failed or
+// cancelled rather than leaving it looking complete.
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "commands.h"
+
+namespace quench {
+class RunWriter;
+}
+
+namespace quench::cli {
+
+// Runs job with a run writer for `out` (nullptr when out is empty) and commits the run when job returns.
+void run_recorded(const std::string& out, const std::string& kind, uint64_t seed, const GlobalOptions& g,
+                  const std::function<void(RunWriter*)>& job);
+
+}  // namespace quench::cli
