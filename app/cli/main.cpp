@@ -28,6 +28,10 @@ int main(int argc, char** argv) {
         add_runs_command(app, g),
         add_show_command(app, g),
         add_export_command(app, g),
+        add_sensitivity_command(app, g),
+        add_allocate_command(app, g),
+        add_apply_command(app, g),
+        add_sweep_command(app, g),
     };
     // Global flags are accepted after the subcommand too ("quench-cli eval M --json").
     for (const auto& c : commands) c.sub->fallthrough();
