@@ -16,17 +16,23 @@ std::string Table::render() const {
     };
     measure(header_);
     for (const auto& r : rows_) measure(r);
-    auto numeric = [](const std::string& s) {  // whole cell is one number: right-align it
+    auto numeric = [](const std::string& s) {  // whole cell is one number
         char* end = nullptr;
         std::strtod(s.c_str(), &end);
         return !s.empty() && end == s.c_str() + s.size();
     };
+    // A column of numbers (and "-" gaps) is right-aligned; a number among text (a key-value table's seed
+    // next to a long command line) stays left-aligned with its neighbours.
+    std::vector<bool> right(width.size(), true);
+    for (const auto& r : rows_)
+        for (std::size_t i = 0; i < r.size() && i < right.size(); ++i)
+            if (!r[i].empty() && r[i] != "-" && !numeric(r[i])) right[i] = false;
     std::string out;
     auto line = [&](const std::vector<std::string>& row) {
         for (std::size_t i = 0; i < width.size(); ++i) {
             const std::string cell = i < row.size() ? row[i] : "";
             const std::string pad(width[i] - cell.size(), ' ');
-            out += (i ? "  " : "") + (numeric(cell) ? pad + cell : cell + pad);
+            out += (i ? "  " : "") + (right[i] && numeric(cell) ? pad + cell : cell + pad);
         }
         while (!out.empty() && out.back() == ' ') out.pop_back();
         out += '\n';
