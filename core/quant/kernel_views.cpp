@@ -205,4 +205,23 @@ KernelView kernel_view(const QuantizedTensor& q) {
     throw Error(where(q.spec) + ": no packed kernel reads this codec setting");
 }
 
+namespace {
+void gemv_of(const kernels::GridView& w, const float* x, float* y, int64_t b, const kernels::CpuOptions& o) {
+    kernels::grid_gemv(w, x, y, b, o);
+}
+void gemv_of(const kernels::LiftView& w, const float* x, float* y, int64_t b, const kernels::CpuOptions& o) {
+    kernels::lift_gemv(w, x, y, b, o);
+}
+void gemv_of(const kernels::LatticeView& w, const float* x, float* y, int64_t b, const kernels::CpuOptions& o) {
+    kernels::lattice_gemv(w, x, y, b, o);
+}
+void gemv_of(const kernels::QamwView& w, const float* x, float* y, int64_t b, const kernels::CpuOptions& o) {
+    kernels::qamw_gemv(w, x, y, b, o);
+}
+}  // namespace
+
+void kernel_gemv(const KernelView& v, const float* x, float* y, int64_t batch, const kernels::CpuOptions& options) {
+    std::visit([&](const auto& w) { gemv_of(w, x, y, batch, options); }, v);
+}
+
 }  // namespace quench

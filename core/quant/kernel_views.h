@@ -47,4 +47,7 @@ using KernelView = std::variant<kernels::GridView, kernels::LiftView, kernels::L
 // The view of q's family (kernel_family(q.spec)); quench::Error for KernelFamily::None and as above.
 KernelView kernel_view(const QuantizedTensor& q);
 
+// The CPU GEMV of the view's family: y [batch, rows] = x [batch, cols] W^T, batch 1..8.
+void kernel_gemv(const KernelView& v, const float* x, float* y, int64_t batch, const kernels::CpuOptions& options = {});
+
 }  // namespace quench
