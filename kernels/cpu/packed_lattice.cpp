@@ -9,6 +9,7 @@
 
 #include "quench_kernels/packed_detail.h"
 #include "quench_kernels/packed_grid.h"
+#include "quench_kernels/packed_int8.h"
 #include "quench_kernels/packed_lattice.h"
 
 namespace quench::kernels {
@@ -136,7 +137,13 @@ void lattice_dequantize_f16(const LatticeView& w, uint16_t* out, const CpuOption
     dequantize(w, nullptr, out, opt);
 }
 
-void lattice_gemv(const LatticeView& w, const float* x, float* y, int64_t batch, const CpuOptions& opt) {
+namespace {
+
+// x' = H_in (su * x) projected per chunk onto A^T, the 2-bit unsigned grid GEMV over it (`gemv`: grid_gemv
+// or grid_gemv_int8), then the constant b . x' and y = sv * (H_out z).
+template <typename GridGemv>
+void lattice_gemv_through(const LatticeView& w, const float* x, float* y, int64_t batch, const CpuOptions& opt,
+                          GridGemv gemv) {
     validate(w);
     if (batch < 1 || batch > 8) bad("batch " + std::to_string(batch) + " is outside 1..8");
     if (!x || !y) bad("x or y is null");
@@ -171,7 +178,7 @@ void lattice_gemv(const LatticeView& w, const float* x, float* y, int64_t batch,
     g.codes = w.codes;
     g.code_bytes = rows * cols / 4;
     g.scales = ones.data();
-    grid_gemv(g, p.data(), y, batch, opt);
+    gemv(g, p.data(), y, batch, opt);
     for (int64_t bi = 0; bi < batch; ++bi) {
         float* yb = y + bi * rows;
         for (int64_t o = 0; o < rows; ++o) yb[o] += consts[bi];
@@ -182,6 +189,16 @@ void lattice_gemv(const LatticeView& w, const float* x, float* y, int64_t batch,
         }
         for (int64_t o = 0; o < rows; ++o) yb[o] = yb[o] / norm * half_to_float(w.sv[o]);
     }
+}
+
+}  // namespace
+
+void lattice_gemv(const LatticeView& w, const float* x, float* y, int64_t batch, const CpuOptions& opt) {
+    lattice_gemv_through(w, x, y, batch, opt, grid_gemv);
+}
+
+void lattice_gemv_int8(const LatticeView& w, const float* x, float* y, int64_t batch, const CpuOptions& opt) {
+    lattice_gemv_through(w, x, y, batch, opt, grid_gemv_int8);
 }
 
 }  // namespace quench::kernels

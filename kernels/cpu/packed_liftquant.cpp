@@ -6,6 +6,7 @@
 
 #include "quench_kernels/packed_detail.h"
 #include "quench_kernels/packed_grid.h"
+#include "quench_kernels/packed_int8.h"
 #include "quench_kernels/packed_liftquant.h"
 
 namespace quench::kernels {
@@ -80,7 +81,15 @@ void lift_dequantize_f32(const LiftView& w, float* out, const CpuOptions& opt) {
 
 void lift_dequantize_f16(const LiftView& w, uint16_t* out, const CpuOptions& opt) { dequantize(w, nullptr, out, opt); }
 
-void lift_gemv(const LiftView& w, const float* x, float* y, int64_t batch, const CpuOptions& opt) {
+namespace {
+
+// The GEMV with the transforms moved onto x: the projected inputs p [batch, (cols / d) D], and the codes as
+// the binary grid they multiply (one scale per row). `gemv` is grid_gemv or grid_gemv_int8; the int8 path
+// (`by_rows`) sums each projection over i in the outer loop, which vectorises over k (it rounds p anyway),
+// while the fp32 GEMV keeps its sequential sums.
+template <typename GridGemv>
+void lift_gemv_through(const LiftView& w, const float* x, float* y, int64_t batch, const CpuOptions& opt,
+                       GridGemv gemv, bool by_rows) {
     validate(w);
     if (batch < 1 || batch > 8) bad("batch " + std::to_string(batch) + " is outside 1..8");
     if (!x || !y) bad("x or y is null");
@@ -99,6 +108,18 @@ void lift_gemv(const LiftView& w, const float* x, float* y, int64_t batch, const
             norm = detail::hadamard_norm(hadamard_block(cols));
         }
         float* pb = p.data() + b * plen;
+        if (by_rows) {
+            for (int64_t j = 0; j < chunks; ++j) {
+                float acc[32] = {};
+                for (int i = 0; i < w.d; ++i) {
+                    const float xv = xt[j * w.d + i];
+                    const float* m = M.data() + static_cast<std::size_t>(i) * w.D;
+                    for (int k = 0; k < w.D; ++k) acc[k] += m[k] * xv;
+                }
+                for (int k = 0; k < w.D; ++k) pb[j * w.D + k] = acc[k] / norm;
+            }
+            continue;
+        }
         for (int64_t j = 0; j < chunks; ++j)
             for (int k = 0; k < w.D; ++k) {
                 float acc = 0.f;
@@ -114,7 +135,17 @@ void lift_gemv(const LiftView& w, const float* x, float* y, int64_t batch, const
     g.codes = w.codes;
     g.code_bytes = w.code_bytes;
     g.scales = w.scales;
-    grid_gemv(g, p.data(), y, batch, opt);
+    gemv(g, p.data(), y, batch, opt);
+}
+
+}  // namespace
+
+void lift_gemv(const LiftView& w, const float* x, float* y, int64_t batch, const CpuOptions& opt) {
+    lift_gemv_through(w, x, y, batch, opt, grid_gemv, false);
+}
+
+void lift_gemv_int8(const LiftView& w, const float* x, float* y, int64_t batch, const CpuOptions& opt) {
+    lift_gemv_through(w, x, y, batch, opt, grid_gemv_int8, true);
 }
 
 }  // namespace quench::kernels

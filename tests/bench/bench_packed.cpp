@@ -2,7 +2,8 @@
 // 8, 1 and 2 threads. Every packed run reports its mean time and its best time (best_us), GB/s of packed
 // bytes read and, from best times (robust on a shared machine), the speed-up over gemv_f32 on the same
 // shape, batch and threads (x_dense, measured earlier in this binary) and the fraction of the triad
-// bandwidth (of_triad, also measured here). With a GPU: the CUDA kernels against cuBLAS fp16 GEMV.
+// bandwidth (of_triad, also measured here). BM_PackedInt8 runs the int8-activation GEMVs (packed_int8.h) on
+// the same weights. With a GPU: the CUDA kernels against cuBLAS fp16 GEMV.
 // Weights are random codes and scales of the codec's exact layout: timing does not depend on the values.
 #include <benchmark/benchmark.h>
 
@@ -18,6 +19,7 @@
 
 #include "quench_kernels/dense.h"
 #include "quench_kernels/packed_grid.h"
+#include "quench_kernels/packed_int8.h"
 #include "quench_kernels/packed_lattice.h"
 #include "quench_kernels/packed_liftquant.h"
 #include "quench_kernels/packed_qamw.h"
@@ -92,6 +94,7 @@ struct DevicePacked {
 struct Packed {
     int64_t bytes = 0;
     std::function<void(const float*, float*, int64_t, int)> gemv;
+    std::function<void(const float*, float*, int64_t, int)> gemv_int8;  // empty when there is none
 #ifdef QUENCH_HAVE_CUDA
     std::function<DevicePacked()> to_device;
 #endif
@@ -140,6 +143,9 @@ Packed packed_grid(const GridSetting& s, int64_t rows, int64_t cols) {
     p.gemv = [g](const float* x, float* y, int64_t batch, int threads) {
         qk::grid_gemv(g->view, x, y, batch, {threads, qk::CpuPath::Auto});
     };
+    p.gemv_int8 = [g](const float* x, float* y, int64_t batch, int threads) {
+        qk::grid_gemv_int8(g->view, x, y, batch, {threads, qk::CpuPath::Auto});
+    };
 #ifdef QUENCH_HAVE_CUDA
     p.to_device = [g] {
         DevicePacked d;
@@ -183,6 +189,9 @@ Packed packed_lift(const LiftSetting& s, int64_t rows, int64_t cols) {
     p.gemv = [g](const float* x, float* y, int64_t batch, int threads) {
         qk::lift_gemv(g->view, x, y, batch, {threads, qk::CpuPath::Auto});
     };
+    p.gemv_int8 = [g](const float* x, float* y, int64_t batch, int threads) {
+        qk::lift_gemv_int8(g->view, x, y, batch, {threads, qk::CpuPath::Auto});
+    };
 #ifdef QUENCH_HAVE_CUDA
     p.to_device = [g] {
         DevicePacked d;
@@ -217,6 +226,9 @@ Packed packed_lattice(int64_t rows, int64_t cols) {
     p.bytes = static_cast<int64_t>(g->codes.size() + 2 * (g->su.size() + g->sv.size()) + 80);
     p.gemv = [g](const float* x, float* y, int64_t batch, int threads) {
         qk::lattice_gemv(g->view, x, y, batch, {threads, qk::CpuPath::Auto});
+    };
+    p.gemv_int8 = [g](const float* x, float* y, int64_t batch, int threads) {
+        qk::lattice_gemv_int8(g->view, x, y, batch, {threads, qk::CpuPath::Auto});
     };
 #ifdef QUENCH_HAVE_CUDA
     p.to_device = [g] {
@@ -326,7 +338,8 @@ void BM_DenseF32(benchmark::State& state) {
                                                 benchmark::Counter::kIsRate);
 }
 
-void run_packed(benchmark::State& state, const std::string& name, const std::function<Packed(int64_t, int64_t)>& make) {
+void run_packed(benchmark::State& state, const std::string& name, const std::function<Packed(int64_t, int64_t)>& make,
+                bool int8 = false) {
     const auto [rows, cols] = kShapes[state.range(0)];
     const int64_t batch = state.range(1);
     const int threads = static_cast<int>(state.range(2));
@@ -336,7 +349,7 @@ void run_packed(benchmark::State& state, const std::string& name, const std::fun
     double best = 1e30;
     for (auto _ : state) {
         const auto t0 = Clock::now();
-        p.gemv(x.data(), y.data(), batch, threads);
+        (int8 ? p.gemv_int8 : p.gemv)(x.data(), y.data(), batch, threads);
         best = std::min(best, std::chrono::duration<double>(Clock::now() - t0).count());
         benchmark::DoNotOptimize(y.data());
     }
@@ -348,7 +361,8 @@ void run_packed(benchmark::State& state, const std::string& name, const std::fun
     if (dense != dense_seconds().end()) state.counters["x_dense"] = dense->second / sec;
     const auto triad = triad_gbs().find(threads);
     if (triad != triad_gbs().end()) state.counters["of_triad"] = gbs / triad->second;
-    state.SetLabel(name + ", batch " + std::to_string(batch) + ", " + std::to_string(threads) + " thread(s)");
+    state.SetLabel(name + (int8 ? " int8 x" : "") + ", batch " + std::to_string(batch) + ", " + std::to_string(threads) +
+                   " thread(s)");
 }
 
 #ifdef QUENCH_HAVE_CUDA
@@ -454,15 +468,19 @@ void register_shapes(const std::string& bench, F&& f) {
 void register_all() {
     benchmark::RegisterBenchmark("BM_Triad", BM_Triad)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
     register_shapes("BM_DenseF32", BM_DenseF32);
-    for (const GridSetting& s : kGridSettings)
-        register_shapes("BM_Packed/" + s.name, [s](benchmark::State& st) {
-            run_packed(st, s.name, [s](int64_t r, int64_t c) { return packed_grid(s, r, c); });
-        });
-    for (const LiftSetting& s : kLiftSettings)
-        register_shapes("BM_Packed/" + s.name, [s](benchmark::State& st) {
-            run_packed(st, s.name, [s](int64_t r, int64_t c) { return packed_lift(s, r, c); });
-        });
-    register_shapes("BM_Packed/lcqat", [](benchmark::State& st) { run_packed(st, "lcqat", packed_lattice); });
+    // The fp32-activation GEMVs, then the int8-activation ones (BM_PackedInt8) on weights of the same layout.
+    for (const bool int8 : {false, true}) {
+        const std::string prefix = int8 ? "BM_PackedInt8/" : "BM_Packed/";
+        for (const GridSetting& s : kGridSettings)
+            register_shapes(prefix + s.name, [s, int8](benchmark::State& st) {
+                run_packed(st, s.name, [s](int64_t r, int64_t c) { return packed_grid(s, r, c); }, int8);
+            });
+        for (const LiftSetting& s : kLiftSettings)
+            register_shapes(prefix + s.name, [s, int8](benchmark::State& st) {
+                run_packed(st, s.name, [s](int64_t r, int64_t c) { return packed_lift(s, r, c); }, int8);
+            });
+        register_shapes(prefix + "lcqat", [int8](benchmark::State& st) { run_packed(st, "lcqat", packed_lattice, int8); });
+    }
     for (int k : {7, 8})
         register_shapes("BM_Packed/qamw:k=" + std::to_string(k), [k](benchmark::State& st) {
             run_packed(st, "qamw:k=" + std::to_string(k), [k](int64_t r, int64_t c) { return packed_qamw(k, r, c); });
