@@ -36,6 +36,7 @@ Command add_sensitivity_command(CLI::App& app, const GlobalOptions& g);
 Command add_allocate_command(CLI::App& app, const GlobalOptions& g);
 Command add_apply_command(CLI::App& app, const GlobalOptions& g);
 Command add_sweep_command(CLI::App& app, const GlobalOptions& g);
+Command add_qat_command(CLI::App& app, const GlobalOptions& g);
 
 // The KL/perplexity report as a two-column table on stdout (shared by eval and quantize).
 void print_kl_table(const KlReport& r, const std::string& ref, const std::string& model);

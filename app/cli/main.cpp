@@ -32,6 +32,7 @@ int main(int argc, char** argv) {
         add_allocate_command(app, g),
         add_apply_command(app, g),
         add_sweep_command(app, g),
+        add_qat_command(app, g),
     };
     // Global flags are accepted after the subcommand too ("quench-cli eval M --json").
     for (const auto& c : commands) c.sub->fallthrough();

@@ -21,6 +21,7 @@ struct LlamaModel::Pass {
     const std::vector<at::Tensor>& weights;
     const LinearInputHook* hook;
     at::Tensor cos, sin;
+    const LinearOverride* override = nullptr;
 };
 
 namespace {
@@ -136,6 +137,10 @@ int64_t LlamaModel::num_params() const {
 at::Tensor LlamaModel::linear(std::size_t layer, const at::Tensor& x, const at::Tensor& bias,
                               const Pass& pass) const {
     if (pass.hook && *pass.hook) (*pass.hook)(layer, x.reshape({-1, x.size(-1)}));
+    if (pass.override && *pass.override) {
+        at::Tensor y = (*pass.override)(layer, x);
+        if (y.defined()) return bias.defined() ? y + bias : y;
+    }
     const at::Tensor& w = pass.weights[layer];
     return bias.defined() ? torch::nn::functional::linear(x, w, bias) : torch::nn::functional::linear(x, w);
 }
@@ -189,6 +194,40 @@ at::Tensor LlamaModel::forward_hidden(const at::Tensor& tokens, const LinearInpu
 at::Tensor LlamaModel::logits(const at::Tensor& hidden, Weights which) const {
     torch::NoGradGuard no_grad;
     return torch::nn::functional::linear(hidden, which == Weights::Original ? originals_.back() : weights_.back());
+}
+
+at::Tensor LlamaModel::embed(const at::Tensor& tokens) const {
+    if (tokens.dim() != 2) throw Error("embed: tokens must be [batch, seq]");
+    if (tokens.numel() > 0 && (tokens.min().item<int64_t>() < 0 || tokens.max().item<int64_t>() >= config_.vocab_size))
+        throw Error("embed: token id out of range [0, " + std::to_string(config_.vocab_size) + ")");
+    return embed_.index_select(0, tokens.reshape({-1}).to(torch::kLong)).view({tokens.size(0), tokens.size(1), -1});
+}
+
+at::Tensor LlamaModel::block_forward(int block, const at::Tensor& hidden, const LinearOverride* override,
+                                     Weights which) const {
+    if (block < 0 || block >= num_blocks())
+        throw Error("block_forward: block " + std::to_string(block) + " out of range [0, " +
+                    std::to_string(num_blocks()) + ")");
+    if (hidden.dim() != 3 || hidden.size(2) != config_.hidden_size)
+        throw Error("block_forward: hidden states must be [batch, seq, " + std::to_string(config_.hidden_size) + "]");
+    auto [cos, sin] = rope_tables(config_, inv_freq_, hidden.size(1));
+    Pass pass{which == Weights::Original ? originals_ : weights_, nullptr, cos, sin};
+    pass.override = override;
+    const auto& b = blocks_[static_cast<std::size_t>(block)];
+    const double eps = config_.rms_norm_eps;
+    auto x = hidden + attention(b, rms_norm(hidden, b.input_norm, eps), pass);
+    return x + mlp(b, rms_norm(x, b.post_norm, eps), pass);
+}
+
+at::Tensor LlamaModel::head_logits(const at::Tensor& hidden, Weights which) const {
+    const auto normed = rms_norm(hidden, final_norm_, config_.rms_norm_eps);
+    return torch::nn::functional::linear(normed, which == Weights::Original ? originals_.back() : weights_.back());
+}
+
+at::Tensor LlamaModel::forward_train(const at::Tensor& tokens, const LinearOverride* override, Weights which) const {
+    auto x = embed(tokens);
+    for (int i = 0; i < num_blocks(); ++i) x = block_forward(i, x, override, which);
+    return head_logits(x, which);
 }
 
 const at::Tensor& LlamaModel::weight(std::size_t layer) const { return weights_.at(layer); }

@@ -22,6 +22,10 @@ class ProgressSink;
 // Called with the registry index of a linear layer and its input activations [rows, in_features] just
 // before the layer runs. Used by layer capture (GPTQ Hessians, output error) without storing activations.
 using LinearInputHook = std::function<void(std::size_t layer, const at::Tensor& input)>;
+// Called with the registry index of a linear layer and its input [..., in_features]; returns the layer's
+// output [..., out_features], or an undefined tensor to use the stored weight. QAT puts its differentiable
+// quantized layers into a forward pass this way.
+using LinearOverride = std::function<at::Tensor(std::size_t layer, const at::Tensor& input)>;
 
 class LlamaModel {
 public:
@@ -58,6 +62,20 @@ public:
     // Logits for hidden states [..., hidden] -> [..., vocab]; callers chunk over positions to bound memory.
     at::Tensor logits(const at::Tensor& hidden, Weights which = Weights::Current) const;
     at::Tensor forward(const at::Tensor& tokens) const { return logits(forward_hidden(tokens)); }
+
+    // Training passes (QAT). Unlike forward_hidden and logits they leave grad mode to the caller, so a
+    // graph is built through the override's parameters when the caller enables grad (the model's own
+    // weights never require grad).
+    int num_blocks() const { return static_cast<int>(config_.num_hidden_layers); }
+    at::Tensor embed(const at::Tensor& tokens) const;  // int64 [batch, seq] -> [batch, seq, hidden]
+    // One transformer block on hidden states [batch, seq, hidden] (positions 0..seq-1).
+    at::Tensor block_forward(int block, const at::Tensor& hidden, const LinearOverride* override = nullptr,
+                             Weights which = Weights::Current) const;
+    // Final RMSNorm then lm_head: hidden states after the last block -> logits.
+    at::Tensor head_logits(const at::Tensor& hidden, Weights which = Weights::Current) const;
+    // embed, every block, head_logits.
+    at::Tensor forward_train(const at::Tensor& tokens, const LinearOverride* override = nullptr,
+                             Weights which = Weights::Current) const;
 
     // Quantization support: the current weight of a registry layer, its original, and in-place replacement
     // with a dequantized weight of the same shape (throws on a shape mismatch); restore puts the original back.

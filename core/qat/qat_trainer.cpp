@@ -1,0 +1,436 @@
+#include "qat/qat_trainer.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <cmath>
+#include <filesystem>
+#include <memory>
+#include <sstream>
+
+#include "common/error.h"
+#include "io/atomic_file.h"
+#include "jobs/progress.h"
+#include "model/llama_model.h"
+#include "quant/codec.h"
+
+namespace quench {
+namespace {
+
+constexpr int64_t kCheckpointVersion = 1;
+constexpr double kPi = 3.14159265358979323846;
+const char* const kCheckpointName = "qat-checkpoint.pt";
+
+uint64_t splitmix64(uint64_t& s) {
+    uint64_t z = (s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+// The training windows in a seeded order, reshuffled every epoch (Fisher-Yates over splitmix64, so the
+// order is the same on every platform and needs no generator state in checkpoints).
+class WindowOrder {
+public:
+    WindowOrder(int64_t n, uint64_t seed) : n_(n), seed_(seed) {}
+    int64_t at(int64_t k) {
+        const int64_t epoch = k / n_;
+        if (epoch != epoch_) {
+            perm_.resize(static_cast<std::size_t>(n_));
+            for (int64_t i = 0; i < n_; ++i) perm_[static_cast<std::size_t>(i)] = i;
+            uint64_t s = seed_ * 1000003ull + static_cast<uint64_t>(epoch);
+            for (int64_t i = n_ - 1; i > 0; --i)
+                std::swap(perm_[static_cast<std::size_t>(i)],
+                          perm_[static_cast<std::size_t>(splitmix64(s) % static_cast<uint64_t>(i + 1))]);
+            epoch_ = epoch;
+        }
+        return perm_[static_cast<std::size_t>(k % n_)];
+    }
+
+private:
+    int64_t n_;
+    uint64_t seed_;
+    int64_t epoch_ = -1;
+    std::vector<int64_t> perm_;
+};
+
+at::Tensor windows_tensor(const std::vector<int32_t>& tokens, const std::vector<int64_t>& starts, int64_t ctx) {
+    at::Tensor t = torch::empty({static_cast<int64_t>(starts.size()), ctx}, torch::kLong);
+    auto acc = t.accessor<int64_t, 2>();
+    for (std::size_t i = 0; i < starts.size(); ++i)
+        for (int64_t j = 0; j < ctx; ++j) acc[static_cast<int64_t>(i)][j] = tokens[static_cast<std::size_t>(starts[i] + j)];
+    return t;
+}
+
+// Mean over positions of KL(P_ref || P_test) from logits [..., vocab].
+at::Tensor mean_kl(const at::Tensor& ref_logits, const at::Tensor& test_logits) {
+    const at::Tensor lp = torch::log_softmax(ref_logits, -1), lq = torch::log_softmax(test_logits, -1);
+    return (lp.exp() * (lp - lq)).sum(-1).mean();
+}
+
+double schedule_factor(const QatOptions& o, int64_t step, int64_t total) {
+    const double t = static_cast<double>(step), n = static_cast<double>(total);
+    const double warm = std::floor(o.warmup * n);
+    if (t < warm) return (t + 1) / (warm + 1);
+    const double lo = o.min_lr_ratio;
+    if (o.schedule == QatSchedule::Cosine) {
+        const double p = n - warm <= 1 ? 1.0 : (t - warm) / (n - warm - 1);
+        return lo + (1 - lo) * 0.5 * (1 + std::cos(kPi * std::min(1.0, p)));
+    }
+    const double decay_start = n - std::floor(o.decay * n);
+    if (t < decay_start) return 1.0;
+    const double p = n - decay_start <= 1 ? 1.0 : (t - decay_start) / (n - decay_start - 1);
+    return 1 - (1 - lo) * std::min(1.0, p);
+}
+
+std::string signature(const QatOptions& o, const std::map<std::size_t, QuantizedTensor>& ptq, int64_t total_steps) {
+    std::ostringstream s;
+    s << "mode=" << static_cast<int>(o.mode) << " steps=" << total_steps << " ctx=" << o.ctx << " batch=" << o.batch
+      << " lr=" << o.lr << " scale_lr=" << o.scale_lr << " wd=" << o.weight_decay << " sched=" << static_cast<int>(o.schedule)
+      << " warmup=" << o.warmup << " decay=" << o.decay << " min=" << o.min_lr_ratio << " clip=" << o.clip_norm
+      << " ce=" << o.ce_weight << " kl=" << o.kl_weight << " seed=" << o.seed << " lsq2=" << o.layer.paretoq_lsq2;
+    for (const auto& [layer, t] : ptq) s << " " << layer << ":" << t.spec.to_string();
+    return s.str();
+}
+
+at::Tensor string_tensor(const std::string& s) {
+    at::Tensor t = torch::empty({static_cast<int64_t>(s.size())}, torch::kUInt8);
+    std::memcpy(t.data_ptr(), s.data(), s.size());
+    return t;
+}
+std::string tensor_string(const at::Tensor& t) {
+    const at::Tensor c = t.contiguous();
+    return std::string(static_cast<const char*>(c.data_ptr()), static_cast<std::size_t>(c.numel()));
+}
+
+template <typename T>
+at::Tensor vec_tensor(const std::vector<T>& v, c10::ScalarType type) {
+    return torch::tensor(std::vector<T>(v), torch::TensorOptions().dtype(type)).clone();
+}
+template <typename T>
+std::vector<T> tensor_vec(const at::Tensor& t) {
+    const at::Tensor c = t.contiguous();
+    return std::vector<T>(c.data_ptr<T>(), c.data_ptr<T>() + c.numel());
+}
+
+struct Trainer {
+    LlamaModel& model;
+    const QatOptions& o;
+    std::map<std::size_t, std::unique_ptr<QatLayer>> layers;
+    std::vector<int> blocks;  // blocks holding trained layers, in order (block-wise mode)
+    int64_t total_steps = 0, steps_per_block = 0;
+    std::string sig;
+    QatResult result;
+
+    LinearOverride override_fn() const {
+        return [this](std::size_t layer, const at::Tensor& x) -> at::Tensor {
+            auto it = layers.find(layer);
+            return it == layers.end() ? at::Tensor() : it->second->forward(x);
+        };
+    }
+
+    std::vector<at::Tensor> block_params(int block, QatParamKind kind) const {
+        std::vector<at::Tensor> out;
+        for (const auto& [layer, l] : layers)
+            if (block < 0 || model.layers().at(layer).block == block)
+                for (const auto& p : l->params())
+                    if (p.kind == kind) out.push_back(p.tensor);
+        return out;
+    }
+
+    std::unique_ptr<torch::optim::AdamW> make_optimizer(int block) const {
+        std::vector<torch::optim::OptimizerParamGroup> groups;
+        auto opts = [&](double lr) {
+            auto a = std::make_unique<torch::optim::AdamWOptions>(lr);
+            a->weight_decay(o.weight_decay);
+            return a;
+        };
+        groups.emplace_back(block_params(block, QatParamKind::Latent), opts(o.lr));
+        groups.emplace_back(block_params(block, QatParamKind::Scale), opts(o.scale_lr));
+        return std::make_unique<torch::optim::AdamW>(groups, torch::optim::AdamWOptions(o.lr));
+    }
+
+    int block_of_step(int64_t step) const {
+        if (o.mode == QatMode::EndToEnd) return -1;
+        return blocks[static_cast<std::size_t>(std::min<int64_t>(step / steps_per_block, static_cast<int64_t>(blocks.size()) - 1))];
+    }
+    int64_t local_step(int64_t step) const { return o.mode == QatMode::EndToEnd ? step : step % steps_per_block; }
+    int64_t local_total() const { return o.mode == QatMode::EndToEnd ? total_steps : steps_per_block; }
+
+    std::string checkpoint_path() const { return o.checkpoint_dir + "/" + kCheckpointName; }
+
+    void save(int64_t done, torch::optim::AdamW& opt) const {
+        std::filesystem::create_directories(o.checkpoint_dir);
+        torch::serialize::OutputArchive ar;
+        ar.write("version", torch::tensor(kCheckpointVersion));
+        ar.write("signature", string_tensor(sig));
+        ar.write("step", torch::tensor(done));
+        ar.write("tokens_used", torch::tensor(result.tokens_used));
+        for (const auto& [layer, l] : layers)
+            for (const auto& p : l->params()) ar.write("param." + std::to_string(layer) + "." + p.name, p.tensor.detach());
+        torch::serialize::OutputArchive opt_ar;
+        opt.save(opt_ar);
+        ar.write("optimizer", opt_ar);
+        ar.write("curve.blocks", vec_tensor(result.blocks, torch::kLong));
+        ar.write("curve.losses", vec_tensor(result.losses, torch::kDouble));
+        ar.write("curve.lrs", vec_tensor(result.lrs, torch::kDouble));
+        ar.write("kl.steps", vec_tensor(result.kl_steps, torch::kLong));
+        ar.write("kl.values", vec_tensor(result.kl_values, torch::kDouble));
+        std::ostringstream bytes;
+        ar.save_to(bytes);
+        write_file_atomic(checkpoint_path(), bytes.str());
+    }
+
+    // Loads a checkpoint when there is one: parameters, curves, and the optimizer state when it belongs to
+    // the block (or run) that continues. Returns the completed steps.
+    int64_t load(std::unique_ptr<torch::optim::AdamW>& opt) {
+        if (o.checkpoint_dir.empty() || !std::filesystem::exists(checkpoint_path())) return 0;
+        const std::string path = checkpoint_path();
+        torch::serialize::InputArchive ar;
+        try {
+            ar.load_from(path);
+        } catch (const c10::Error&) {
+            throw Error(path + ": not a readable QAT checkpoint");
+        }
+        // Each read into a fresh tensor: InputArchive::read into a defined tensor re-points its storage.
+        auto read = [&](const std::string& name) {
+            at::Tensor t;
+            ar.read(name, t);
+            return t;
+        };
+        const int64_t version = read("version").item<int64_t>();
+        if (version != kCheckpointVersion)
+            throw Error(path + ": version " + std::to_string(version) + ", this build reads version " +
+                        std::to_string(kCheckpointVersion));
+        const std::string saved_sig = tensor_string(read("signature"));
+        if (saved_sig != sig)
+            throw Error(path + ": signature: the checkpoint belongs to a run with other options or layers (" +
+                        saved_sig + ")");
+        const int64_t done = read("step").item<int64_t>();
+        result.tokens_used = read("tokens_used").item<int64_t>();
+        {
+            torch::NoGradGuard no_grad;
+            for (const auto& [layer, l] : layers)
+                for (const auto& p : l->params()) p.tensor.copy_(read("param." + std::to_string(layer) + "." + p.name));
+        }
+        result.blocks = tensor_vec<int64_t>(read("curve.blocks"));
+        result.losses = tensor_vec<double>(read("curve.losses"));
+        result.lrs = tensor_vec<double>(read("curve.lrs"));
+        result.kl_steps = tensor_vec<int64_t>(read("kl.steps"));
+        result.kl_values = tensor_vec<double>(read("kl.values"));
+        result.steps.clear();
+        for (std::size_t i = 0; i < result.losses.size(); ++i) result.steps.push_back(static_cast<int64_t>(i) + 1);
+        if (done < total_steps && local_step(done) != 0) {
+            opt = make_optimizer(block_of_step(done));
+            torch::serialize::InputArchive opt_ar;
+            ar.read("optimizer", opt_ar);
+            opt->load(opt_ar);
+        }
+        return done;
+    }
+
+    double heldout_kl(const at::Tensor& heldout) const {
+        if (!heldout.defined()) return -1;
+        torch::NoGradGuard no_grad;
+        const LinearOverride ov = override_fn();
+        const at::Tensor ref = model.forward_train(heldout, nullptr, LlamaModel::Weights::Original);
+        return mean_kl(ref, model.forward_train(heldout, &ov)).item<double>();
+    }
+
+    // One step's loss with its graph.
+    at::Tensor loss(const at::Tensor& batch, int block) const {
+        const LinearOverride ov = override_fn();
+        if (o.mode == QatMode::EndToEnd) {
+            const at::Tensor logits = model.forward_train(batch, &ov);
+            const int64_t T = batch.size(1);
+            const at::Tensor pred = logits.narrow(1, 0, T - 1);
+            at::Tensor l = o.ce_weight * torch::nn::functional::cross_entropy(pred.reshape({-1, pred.size(-1)}),
+                                                                             batch.narrow(1, 1, T - 1).reshape({-1}));
+            if (o.kl_weight > 0) {
+                at::Tensor ref;
+                {
+                    torch::NoGradGuard no_grad;
+                    ref = model.forward_train(batch, nullptr, LlamaModel::Weights::Original);
+                }
+                l = l + o.kl_weight * mean_kl(ref, logits);
+            }
+            return l;
+        }
+        // Block-wise: inputs from the quantized prefix (earlier blocks with their trained layers), target the
+        // full-precision block on those inputs.
+        at::Tensor h, target;
+        {
+            torch::NoGradGuard no_grad;
+            h = model.embed(batch);
+            for (int b = 0; b < block; ++b) h = model.block_forward(b, h, &ov);
+            target = model.block_forward(block, h, nullptr, LlamaModel::Weights::Original);
+        }
+        return torch::mse_loss(model.block_forward(block, h, &ov), target);
+    }
+};
+
+}  // namespace
+
+int64_t parse_token_budget(const std::string& text, int64_t train_tokens) {
+    auto number = [&](std::string s) -> double {
+        double mult = 1;
+        if (!s.empty()) {
+            const char c = s.back();
+            if (c == 'k' || c == 'K') mult = 1e3;
+            if (c == 'M') mult = 1e6;
+            if (c == 'B' || c == 'G') mult = 1e9;
+            if (mult != 1) s.pop_back();
+        }
+        std::size_t used = 0;
+        double v = 0;
+        try {
+            v = std::stod(s, &used);
+        } catch (const std::exception&) {
+            used = 0;
+        }
+        if (s.empty() || used != s.size() || !(v >= 0))
+            throw Error("--tokens '" + text + "': expected N, N with k/M/B, or P%@train / P%@SIZE");
+        return v * mult;
+    };
+    const auto at = text.find('@');
+    double tokens = 0;
+    if (at == std::string::npos) {
+        tokens = number(text);
+    } else {
+        std::string frac = text.substr(0, at);
+        const std::string base = text.substr(at + 1);
+        double f = 0;
+        if (!frac.empty() && frac.back() == '%') {
+            frac.pop_back();
+            f = number(frac) / 100;
+        } else {
+            f = number(frac);
+        }
+        tokens = f * (base == "train" ? static_cast<double>(train_tokens) : number(base));
+    }
+    if (tokens < 1) throw Error("--tokens '" + text + "': the budget is less than one token");
+    return static_cast<int64_t>(std::llround(tokens));
+}
+
+QatResult train_qat(LlamaModel& model, const std::map<std::size_t, QuantizedTensor>& ptq,
+                    const std::vector<int32_t>& train_tokens, const std::vector<int32_t>& heldout_tokens,
+                    const QatOptions& o, const QatCallback& callback, ProgressSink* progress) {
+    ProgressSink& sink = progress ? *progress : null_progress();
+    if (ptq.empty()) throw Error("qat: no layers selected");
+    if (o.ctx < 2 || o.batch < 1) throw Error("qat: ctx must be >= 2 and batch >= 1");
+    if (o.tokens < 1) throw Error("qat: tokens (the training budget) must be positive");
+    if (o.mode == QatMode::EndToEnd && !(o.ce_weight > 0 || o.kl_weight > 0))
+        throw Error("qat: ce_weight and kl_weight are both 0, so end-to-end training has no loss");
+    const int64_t n_windows = static_cast<int64_t>(train_tokens.size()) / o.ctx;
+    if (n_windows < 1)
+        throw Error("qat: training text has " + std::to_string(train_tokens.size()) + " tokens, fewer than one window of " +
+                    std::to_string(o.ctx));
+
+    Trainer tr{model, o, {}, {}, 0, 0, {}, {}};
+    for (const auto& [layer, t] : ptq) {
+        tr.layers[layer] = make_qat_layer(t, model.original_weight(layer), o.layer);
+        const int b = model.layers().at(layer).block;
+        if (b < 0) throw Error("qat: layer '" + model.layers().at(layer).name + "' is not in a transformer block");
+        if (tr.blocks.empty() || tr.blocks.back() != b) tr.blocks.push_back(b);
+    }
+    std::sort(tr.blocks.begin(), tr.blocks.end());
+    tr.blocks.erase(std::unique(tr.blocks.begin(), tr.blocks.end()), tr.blocks.end());
+    const int64_t per_step = o.batch * o.ctx;
+    tr.total_steps = std::max<int64_t>(1, o.tokens / per_step);
+    if (o.mode == QatMode::Block) {
+        tr.steps_per_block = std::max<int64_t>(1, tr.total_steps / static_cast<int64_t>(tr.blocks.size()));
+        tr.total_steps = tr.steps_per_block * static_cast<int64_t>(tr.blocks.size());
+    }
+    tr.sig = signature(o, ptq, tr.total_steps);
+    tr.result.total_steps = tr.total_steps;
+
+    at::Tensor heldout;
+    if (!heldout_tokens.empty() && o.eval_windows > 0) {
+        std::vector<int64_t> starts;
+        for (int64_t s = 0; s + o.ctx <= static_cast<int64_t>(heldout_tokens.size()) &&
+                            static_cast<int64_t>(starts.size()) < o.eval_windows;
+             s += o.ctx)
+            starts.push_back(s);
+        if (!starts.empty()) heldout = windows_tensor(heldout_tokens, starts, o.ctx);
+    }
+
+    std::unique_ptr<torch::optim::AdamW> opt;
+    const int64_t start = tr.load(opt);
+    tr.result.resumed_from = start;
+    WindowOrder order(n_windows, o.seed);
+    torch::AutoGradMode grad(true);
+    const auto t0 = std::chrono::steady_clock::now();
+    if (start == 0 && heldout.defined()) {
+        tr.result.kl_steps.push_back(0);
+        tr.result.kl_values.push_back(tr.heldout_kl(heldout));
+    }
+    int opt_block = start < tr.total_steps && tr.local_step(start) != 0 ? tr.block_of_step(start) : -2;
+    for (int64_t step = start; step < tr.total_steps; ++step) {
+        try {
+            sink.check();
+        } catch (const Cancelled&) {
+            if (!o.checkpoint_dir.empty() && opt) tr.save(step, *opt);
+            throw;
+        }
+        const int block = tr.block_of_step(step);
+        if (!opt || tr.local_step(step) == 0 || opt_block != block) {
+            opt = tr.make_optimizer(block);
+            opt_block = block;
+        }
+        const double factor = schedule_factor(o, tr.local_step(step), tr.local_total());
+        auto& groups = opt->param_groups();
+        static_cast<torch::optim::AdamWOptions&>(groups[0].options()).lr(o.lr * factor);
+        static_cast<torch::optim::AdamWOptions&>(groups[1].options()).lr(o.scale_lr * factor);
+
+        std::vector<int64_t> starts;
+        for (int64_t i = 0; i < o.batch; ++i) starts.push_back(order.at(step * o.batch + i) * o.ctx);
+        const at::Tensor batch = windows_tensor(train_tokens, starts, o.ctx);
+        opt->zero_grad();
+        const at::Tensor l = tr.loss(batch, block);
+        l.backward();
+        if (o.clip_norm > 0) {
+            std::vector<at::Tensor> all = tr.block_params(block, QatParamKind::Latent);
+            for (auto& p : tr.block_params(block, QatParamKind::Scale)) all.push_back(p);
+            torch::nn::utils::clip_grad_norm_(all, o.clip_norm);
+        }
+        opt->step();
+        tr.result.tokens_used += per_step;
+        tr.result.steps.push_back(step + 1);
+        tr.result.blocks.push_back(block);
+        tr.result.losses.push_back(l.item<double>());
+        tr.result.lrs.push_back(o.lr * factor);
+
+        QatProgress p;
+        p.step = step + 1;
+        p.total_steps = tr.total_steps;
+        p.block = block;
+        p.loss = tr.result.losses.back();
+        const bool last = step + 1 == tr.total_steps;
+        if (heldout.defined() && (last || (o.eval_every > 0 && (step + 1) % o.eval_every == 0))) {
+            p.heldout_kl = tr.heldout_kl(heldout);
+            tr.result.kl_steps.push_back(step + 1);
+            tr.result.kl_values.push_back(p.heldout_kl);
+        }
+        const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        const double done_here = static_cast<double>(step + 1 - start);
+        p.tokens_per_second = secs > 0 ? done_here * per_step / secs : 0;
+        p.eta_seconds = secs / done_here * static_cast<double>(tr.total_steps - step - 1);
+        p.tokens_used = tr.result.tokens_used;
+        sink.report(static_cast<double>(step + 1) / tr.total_steps, "QAT step " + std::to_string(step + 1));
+        if (!o.checkpoint_dir.empty() && (last || (o.checkpoint_every > 0 && (step + 1) % o.checkpoint_every == 0)))
+            tr.save(step + 1, *opt);
+        if (callback) callback(p);
+    }
+    tr.result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+
+    for (const auto& [layer, l] : tr.layers) {
+        QuantizedTensor q = l->export_tensor();
+        model.replace_weight(layer, make_codec(q.spec)->dequantize(q));
+        tr.result.tensors.emplace(layer, std::move(q));
+    }
+    return std::move(tr.result);
+}
+
+}  // namespace quench
