@@ -1,15 +1,89 @@
 #pragma once
-// The workbench's main window. For now a shell with a menu and a status bar; the panels, charts and job
-// list arrive with the GUI issue and are composed here, each in its own class.
+// The workbench's main window: composes the panels (each its own class) into docks around the chart tabs,
+// owns the menus, shortcuts and status bar, and routes the panels' requests to the session's jobs.
+// Layout, recent files and defaults persist in QSettings. No engine work runs here: it all goes through
+// WorkbenchSession, whose jobs run on the JobQueue's worker threads.
 #include <QMainWindow>
 
+class QAction;
+class QDockWidget;
+class QLabel;
+class QMenu;
+
 namespace quench::gui {
+
+class ChartTabs;
+class DataPanel;
+class ErrorReporter;
+class JobListPanel;
+class JobQueue;
+class JobRunner;
+class MethodPanel;
+class ModelPanel;
+class ResultsPanel;
+class WorkbenchSession;
 
 class MainWindow : public QMainWindow {
     Q_OBJECT
 
 public:
     explicit MainWindow(QWidget* parent = nullptr);
+    ~MainWindow() override;
+
+    WorkbenchSession* session() const { return session_; }
+    JobQueue* jobs() const { return jobs_; }
+    ErrorReporter* errors() const { return errors_; }
+    ModelPanel* modelPanel() const { return modelPanel_; }
+    DataPanel* dataPanel() const { return dataPanel_; }
+    MethodPanel* methodPanel() const { return methodPanel_; }
+    JobListPanel* jobPanel() const { return jobPanel_; }
+    ResultsPanel* resultsPanel() const { return resultsPanel_; }
+    ChartTabs* charts() const { return charts_; }
+
+    // What the menu actions do, callable by tests without dialogs. Each returns the queued job (or nullptr
+    // when the request was refused with an error report).
+    JobRunner* openModel(const QString& dir);
+    JobRunner* quantizeSelection();
+    JobRunner* measureSensitivity();
+    JobRunner* evaluate();
+    JobRunner* applyAllocation();
+    void setProjectFile(const QString& path);
+    void showExportDialog();  // non-blocking (open())
+    void showResults();       // brings the results tab forward
+
+protected:
+    void closeEvent(QCloseEvent* event) override;
+    void showEvent(QShowEvent* event) override;
+
+private:
+    void buildDocks();
+    void buildMenus();
+    void restoreLayout();
+    void refreshRecentMenu();
+    void onJobEnded(JobRunner* job);
+    void updateJobStatus();
+    void chooseProjectFile();
+    QDockWidget* addPanelDock(QWidget* panel, const QString& title, const QString& objectName, Qt::DockWidgetArea area);
+
+    JobQueue* jobs_;
+    WorkbenchSession* session_;
+    ErrorReporter* errors_;
+    ModelPanel* modelPanel_ = nullptr;
+    DataPanel* dataPanel_ = nullptr;
+    MethodPanel* methodPanel_ = nullptr;
+    JobListPanel* jobPanel_ = nullptr;
+    ResultsPanel* resultsPanel_ = nullptr;
+    ChartTabs* charts_ = nullptr;
+    QMenu* recentMenu_ = nullptr;
+    QMenu* viewMenu_ = nullptr;
+    QLabel* modelStatus_ = nullptr;
+    QLabel* jobStatus_ = nullptr;
+    QLabel* projectStatus_ = nullptr;
+    QByteArray defaultState_;
+    QDockWidget* modelDock_ = nullptr;
+    QDockWidget* methodDock_ = nullptr;
+    QDockWidget* jobsDock_ = nullptr;
+    bool layoutRestored_ = false;  // a saved layout was restored: keep its dock sizes
 };
 
 }  // namespace quench::gui

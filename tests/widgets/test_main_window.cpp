@@ -1,21 +1,111 @@
-// The window opens offscreen with its title, menu and status bar.
+// The window opens offscreen with its title, menus, docks and status bar; its layout round-trips through
+// QSettings; refused requests (nothing loaded) report an error instead of crashing; a bad model directory
+// ends in an error report carrying core's message.
+#include <QDockWidget>
 #include <QMenuBar>
+#include <QMessageBox>
+#include <QSettings>
 #include <QStatusBar>
 #include <QtTest>
 
+#include "app_settings.h"
+#include "chart_tabs.h"
+#include "error_reporter.h"
+#include "gui_test_support.h"
+#include "job_runner.h"
 #include "main_window.h"
+#include "workbench_session.h"
+
+using namespace quench::gui;
 
 class TestMainWindow : public QObject {
     Q_OBJECT
 
 private slots:
-    void opensWithTitleMenuAndStatus() {
-        quench::gui::MainWindow w;
+    void initTestCase() {
+        test::isolateSettings();
+        QSettings().clear();
+    }
+
+    void opensWithTitleMenusDocksAndStatus() {
+        MainWindow w;
         w.show();
         QVERIFY(QTest::qWaitForWindowExposed(&w));
         QCOMPARE(w.windowTitle(), QStringLiteral("Quench"));
-        QCOMPARE(w.menuBar()->actions().size(), 1);
+        QStringList menus;
+        for (auto* a : w.menuBar()->actions()) menus << a->text().remove(QLatin1Char('&'));
+        QCOMPARE(menus, (QStringList{QStringLiteral("File"), QStringLiteral("Run"), QStringLiteral("View"), QStringLiteral("Help")}));
         QCOMPARE(w.statusBar()->currentMessage(), QStringLiteral("Ready"));
+        QStringList docks;
+        for (auto* d : w.findChildren<QDockWidget*>()) docks << d->objectName();
+        docks.sort();
+        QCOMPARE(docks, (QStringList{QStringLiteral("dataDock"), QStringLiteral("jobsDock"), QStringLiteral("methodDock"),
+                                     QStringLiteral("modelDock")}));
+        QVERIFY(!w.windowIcon().isNull());
+        // Every chart has a tab (a placeholder when its widget is not in this build), plus Results.
+        QCOMPARE(w.charts()->count(), 8);
+    }
+
+    void shortcutsAreAssigned() {
+        MainWindow w;
+        QStringList shortcuts;
+        for (auto* menu : w.menuBar()->findChildren<QMenu*>())
+            for (auto* a : menu->actions())
+                if (!a->shortcut().isEmpty()) shortcuts << a->shortcut().toString(QKeySequence::PortableText);
+        for (const char* s : {"Ctrl+O", "Ctrl+R", "Ctrl+Shift+R", "Ctrl+E", "Ctrl+K", "Ctrl+L", "Ctrl+Q"})
+            QVERIFY2(shortcuts.contains(QString::fromLatin1(s)), s);
+    }
+
+    void layoutRoundTripsThroughSettings() {
+        {
+            MainWindow w;
+            w.show();
+            QVERIFY(QTest::qWaitForWindowExposed(&w));
+            w.findChild<QDockWidget*>(QStringLiteral("dataDock"))->setFloating(true);
+            w.close();
+        }
+        QVERIFY(!QSettings().value(AppSettings::stateKey()).toByteArray().isEmpty());
+        MainWindow again;
+        again.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&again));
+        QVERIFY(again.findChild<QDockWidget*>(QStringLiteral("dataDock"))->isFloating());
+        QSettings().remove(AppSettings::stateKey());
+    }
+
+    void requestsWithoutAModelReportErrors() {
+        MainWindow w;
+        QStringList errors;
+        w.errors()->setHandler([&](const QString& t, const QString& m) { errors << t + QStringLiteral(": ") + m; });
+        QVERIFY(!w.quantizeSelection());
+        QVERIFY(!w.measureSensitivity());
+        QVERIFY(!w.applyAllocation());
+        w.showExportDialog();
+        QCOMPARE(errors.size(), 4);
+        QVERIFY(errors[0].contains(QStringLiteral("Open a model first")));
+    }
+
+    void badModelDirectoryShowsCoresMessage() {
+        MainWindow w;
+        QStringList errors;
+        w.errors()->setHandler([&](const QString& t, const QString& m) { errors << t + QStringLiteral(": ") + m; });
+        JobRunner* job = w.openModel(QStringLiteral("/nonexistent/model"));
+        QVERIFY(job->waitForEnd(5000));
+        QCOMPARE(job->state(), JobRunner::State::Failed);
+        QCOMPARE(errors.size(), 1);
+        QVERIFY2(errors[0].contains(QStringLiteral("/nonexistent/model")), qPrintable(errors[0]));
+        QVERIFY(!w.session()->hasModel());
+    }
+
+    void defaultErrorDialogDoesNotBlock() {
+        // Without a handler the reporter opens a window-modal box with open(): report() returns at once.
+        MainWindow w;
+        w.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&w));
+        w.errors()->report(QStringLiteral("Title"), QStringLiteral("config.json: missing field"));
+        auto* box = w.findChild<QMessageBox*>();
+        QVERIFY(box);
+        QCOMPARE(box->text(), QStringLiteral("config.json: missing field"));
+        box->close();
     }
 };
 

@@ -1,0 +1,257 @@
+// End to end through the real window, as a user would: open the tiny model, choose data, select two
+// layers, run RTN 4-bit, see two bars holding the numbers core computes for the same plan, measure
+// sensitivity for a few candidates (the event loop never stalls 100 ms meanwhile), move the budget slider
+// and see the allocation re-solved within 100 ms, pin a layer, apply the allocation, compare the two runs,
+// export packed and reopen the export. Screenshots of each main view go to the build tree.
+// torch first: Qt's `slots` macro would otherwise break torch's ivalue headers.
+#include <torch/torch.h>
+
+#include <QDockWidget>
+#include <QElapsedTimer>
+#include <QFileInfo>
+#include <QSlider>
+#include <QTemporaryDir>
+#include <QTimer>
+#include <QTreeWidget>
+#include <QtTest>
+
+#include "alloc/allocation_problem.h"
+#include "analysis/model_eval.h"
+#include "analysis/text_data.h"
+#include "chart_tabs.h"
+#include "charts/allocation_view.h"
+#include "charts/sensitivity_heatmap.h"
+#include "charts/distortion_chart.h"
+#include "charts/token_kl_view.h"
+#include "data_panel.h"
+#include "error_reporter.h"
+#include "export_dialog.h"
+#include "gui_test_support.h"
+#include "job_list_panel.h"
+#include "job_queue.h"
+#include "job_runner.h"
+#include "main_window.h"
+#include "method_panel.h"
+#include "model/llama_model.h"
+#include "model/tokenizer.h"
+#include "model_panel.h"
+#include "quant/model_quantizer.h"
+#include "results_panel.h"
+#include "workbench_session.h"
+
+using namespace quench::gui;
+
+namespace {
+
+constexpr int kCalibTokens = 2048;
+constexpr int kEvalTokens = 1024;
+constexpr int kContext = 128;
+const QString kSpec = QStringLiteral("rtn:b=4,g=32");
+
+// Runs the event loop until the job ends while measuring the longest gap between 10 ms timer ticks.
+qint64 waitMeasuringStalls(JobRunner* job, int timeout_ms) {
+    QElapsedTimer gap;
+    qint64 worst = 0;
+    QTimer tick;
+    tick.setInterval(10);
+    QObject::connect(&tick, &QTimer::timeout, [&] { worst = std::max(worst, gap.restart()); });
+    gap.start();
+    tick.start();
+    job->waitForEnd(timeout_ms);
+    tick.stop();
+    return worst;
+}
+
+}  // namespace
+
+class TestWorkbenchE2e : public QObject {
+    Q_OBJECT
+
+private slots:
+    void initTestCase() { test::isolateSettings(); }
+
+    void fullWorkflow() {
+        QTemporaryDir tmp;
+        QVERIFY(tmp.isValid());
+        MainWindow w;
+        QStringList errors;
+        w.errors()->setHandler([&](const QString& t, const QString& m) { errors << t + QStringLiteral(": ") + m; });
+        w.resize(1280, 800);
+        w.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&w));
+        QCOMPARE(w.size(), QSize(1280, 800));  // the screenshots' size: the docks' minimum widths fit in it
+
+        // Data and project file.
+        w.dataPanel()->setCalibPath(test::calibText());
+        w.dataPanel()->setEvalPath(test::evalText());
+        w.dataPanel()->setCalibTokens(kCalibTokens);
+        w.dataPanel()->setEvalTokens(kEvalTokens);
+        w.dataPanel()->setContext(kContext);
+        const QString project = tmp.filePath(QStringLiteral("study.h5"));
+        w.setProjectFile(project);
+
+        // Open the model.
+        JobRunner* load = w.openModel(test::modelDir());
+        QVERIFY(load->waitForEnd(20000));
+        QCOMPARE(load->state(), JobRunner::State::Finished);
+        const auto& reg = w.session()->layers();
+        QVERIFY(reg.size() >= 14);
+        int treeLayers = 0;
+        for (int b = 0; b < w.modelPanel()->tree()->topLevelItemCount(); ++b)
+            treeLayers += w.modelPanel()->tree()->topLevelItem(b)->childCount();
+        QCOMPARE(std::size_t(treeLayers), reg.size());
+
+        // Select two layers and choose RTN 4-bit.
+        const QString layerA = QStringLiteral("model.layers.0.self_attn.q_proj");
+        const QString layerB = QStringLiteral("model.layers.1.mlp.down_proj");
+        QVERIFY(w.modelPanel()->selectByFilter(layerA + QLatin1Char(',') + layerB, false));
+        const auto selected = w.modelPanel()->selectedLayers();
+        QCOMPARE(selected.size(), std::size_t(2));
+        w.methodPanel()->setSpecText(kSpec);
+        QVERIFY2(w.methodPanel()->isValid(), qPrintable(w.methodPanel()->validationMessage()));
+        QVERIFY2(!test::screenshot(w, QStringLiteral("01-model-and-method")).isEmpty(), "screenshot not written at 1280 x 800");
+
+        // Quantize: the job runs off the GUI thread; the window stays responsive.
+        JobRunner* quantize = w.quantizeSelection();
+        QVERIFY(quantize);
+        const qint64 stallQuantize = waitMeasuringStalls(quantize, 30000);
+        QCOMPARE(quantize->state(), JobRunner::State::Finished);
+        QVERIFY2(stallQuantize < 100, qPrintable(QStringLiteral("event loop stalled %1 ms").arg(stallQuantize)));
+        QVERIFY2(errors.isEmpty(), qPrintable(errors.join(QLatin1Char('\n'))));
+
+        // Two bars, holding what core computes for the same plan on a model of our own.
+        auto* chart = w.charts()->findChild<DistortionChart*>();
+        QVERIFY(chart);
+        QCOMPARE(chart->barCount(), 2);
+        auto model = quench::LlamaModel::load(test::modelDir().toStdString());
+        auto tok = quench::load_tokenizer(test::modelDir().toStdString());
+        const auto calib = quench::tokenize_text_file(*tok, test::calibText().toStdString(), true, kCalibTokens);
+        quench::QuantizeOptions qo;
+        qo.capture.ctx = kContext;
+        const auto expected = quench::quantize_model_layers(
+            *model, quench::uniform_plan(selected, quench::CodecSpec::parse(kSpec.toStdString())), calib, qo);
+        QCOMPARE(expected.layers.size(), std::size_t(2));
+        for (int i = 0; i < 2; ++i) {
+            QCOMPARE(chart->barLabel(i).toStdString(), expected.layers[i].name);
+            chart->setMetric(DistortionMetric::OutputRelError);
+            QCOMPARE(chart->barValue(i), expected.layers[i].metrics.output_rel_error);
+            chart->setMetric(DistortionMetric::WeightRelFro);
+            QCOMPARE(chart->barValue(i), expected.layers[i].metrics.rel_fro_error);
+        }
+        chart->setMetric(DistortionMetric::OutputRelError);
+        // The layer tree shows the same bits.
+        const auto* itemA = w.modelPanel()->tree()->topLevelItem(0)->child(0);
+        QCOMPARE(itemA->text(ModelPanel::NameCol), layerA);
+        QCOMPARE(itemA->text(ModelPanel::BitsCol),
+                 QString::number(expected.layers[0].metrics.total_bits_per_weight, 'g', 4));
+        w.charts()->showChart(w.charts()->distortion());
+        QVERIFY2(!test::screenshot(w, QStringLiteral("02-distortion")).isEmpty(), "screenshot not written at 1280 x 800");
+
+        // The quantize job evaluated KL on the evaluation text; the Token KL tab shows its per-token values.
+        QVERIFY(w.session()->hasKl());
+        auto* tokenKl = w.charts()->findChild<TokenKlView*>();
+        QVERIFY(tokenKl);
+        w.charts()->showChart(tokenKl);
+        const auto& report = w.session()->klReport();
+        QCOMPARE(std::size_t(tokenKl->tokenCount()),
+                 std::min(w.session()->evaluatedTokens().size(), ChartTabs::kMaxKlTokens));
+        const int scored = int(report.first_scored_token) + 5;
+        QCOMPARE(tokenKl->tokenKl(scored), double(report.per_token_kl[5]));
+        QVERIFY2(!test::screenshot(w, QStringLiteral("07-token-kl")).isEmpty(), "screenshot not written at 1280 x 800");
+
+        // Sensitivity for three candidates on the two layers.
+        w.methodPanel()->setCandidates({QStringLiteral("rtn:b=2,g=32"), QStringLiteral("rtn:b=4,g=32"), QStringLiteral("rtn:b=8,g=32")});
+        JobRunner* sens = w.measureSensitivity();
+        QVERIFY(sens);
+        const qint64 stallSens = waitMeasuringStalls(sens, 60000);
+        QCOMPARE(sens->state(), JobRunner::State::Finished);
+        QVERIFY2(stallSens < 100, qPrintable(QStringLiteral("event loop stalled %1 ms").arg(stallSens)));
+        QVERIFY2(errors.isEmpty(), qPrintable(errors.join(QLatin1Char('\n'))));
+
+        // The allocation view got the measured problem; moving the slider re-solves within 100 ms.
+        auto* alloc = w.charts()->findChild<AllocationView*>();
+        QVERIFY(alloc);
+        QVERIFY2(alloc->hasAllocation(), qPrintable(alloc->message()));
+        QCOMPARE(alloc->barCount(), 2);
+        w.charts()->showChart(alloc);
+        QSlider* slider = alloc->slider();
+        slider->setValue(slider->minimum());
+        QCoreApplication::processEvents();
+        const int64_t lowBits = alloc->allocation().total_bits;
+        QElapsedTimer moved;
+        moved.start();
+        slider->setValue(slider->maximum());
+        const qint64 solveMs = moved.elapsed();
+        QVERIFY2(solveMs < 100, qPrintable(QStringLiteral("re-solve took %1 ms").arg(solveMs)));
+        QVERIFY(alloc->allocation().total_bits > lowBits);
+        // The view's answer is core's answer for that budget.
+        const quench::AllocationProblem problem(w.session()->allocationSpec());
+        const auto direct = problem.solve_lagrangian(quench::Budget::bits_per_weight(alloc->budgetBitsPerWeight()));
+        QCOMPARE(alloc->allocation().total_bits, direct.total_bits);
+        QVERIFY2(!test::screenshot(w, QStringLiteral("03-allocation")).isEmpty(), "screenshot not written at 1280 x 800");
+        w.charts()->showChart(w.charts()->sensitivity());
+        QVERIFY2(!test::screenshot(w, QStringLiteral("08-sensitivity")).isEmpty(), "screenshot not written at 1280 x 800");
+        w.charts()->showChart(alloc);
+
+        // Pin layer A to 8 bits from the tree: the allocation honours it at the lowest budget.
+        w.modelPanel()->pinLayer(layerA, QStringLiteral("rtn:b=8,g=32"));
+        slider->setValue(slider->minimum());
+        QCoreApplication::processEvents();
+        QVERIFY(alloc->hasAllocation());
+        QCOMPARE(QString::fromStdString(alloc->allocation().layers[0].spec), QStringLiteral("rtn:b=8,g=32"));
+        QVERIFY(alloc->allocation().layers[0].pinned);
+
+        // Apply it: a second quantize run with per-layer settings.
+        JobRunner* apply = w.applyAllocation();
+        QVERIFY(apply);
+        QVERIFY(apply->waitForEnd(30000));
+        QCOMPARE(apply->state(), JobRunner::State::Finished);
+        QCOMPARE(w.session()->layerOutcomes().at(selected[0]).spec, QStringLiteral("rtn:b=8,g=32"));
+
+        // Results: the project file lists both runs; compare them layer by layer.
+        QVERIFY(w.resultsPanel()->openFile(project));
+        QCOMPARE(w.resultsPanel()->runCount(), 2);
+        QVERIFY(w.resultsPanel()->compare(project, QStringLiteral("run-0001"), project, QStringLiteral("run-0002")));
+        QCOMPARE(w.resultsPanel()->comparison()->topLevelItemCount(), 2);
+        auto* rowA = w.resultsPanel()->comparison()->topLevelItem(0);
+        QCOMPARE(rowA->text(ResultsPanel::SpecACol), QStringLiteral("rtn:b=4,g=32"));
+        QCOMPARE(rowA->text(ResultsPanel::SpecBCol), QStringLiteral("rtn:b=8,g=32"));
+        QVERIFY(rowA->text(ResultsPanel::DeltaErrCol).startsWith(QLatin1Char('-')));  // 8 bits: smaller error
+        w.showResults();
+        QVERIFY2(!test::screenshot(w, QStringLiteral("04-results")).isEmpty(), "screenshot not written at 1280 x 800");
+
+        // Export packed through the dialog, with the size estimate shown before writing.
+        w.showExportDialog();
+        auto* dialog = w.findChild<ExportDialog*>();
+        QVERIFY(dialog);
+        const QString packed = tmp.filePath(QStringLiteral("packed"));
+        dialog->setFormat(ExportFormat::Packed);
+        dialog->setPath(packed);
+        QVERIFY(dialog->estimatedBytes() > 0);
+        dialog->resize(520, 320);
+        QVERIFY2(!test::screenshot(*dialog, QStringLiteral("05-export-dialog")).isEmpty(), "screenshot not written at 1280 x 800");
+        const double estimate = dialog->estimatedBytes();
+        QSignalSpy exported(w.session(), &WorkbenchSession::exported);
+        dialog->accept();
+        QVERIFY(w.jobs()->waitForIdle(30000));
+        QCOMPARE(exported.count(), 1);
+        const qint64 bytes = exported.at(0).at(1).toLongLong();
+        QVERIFY(QFileInfo(packed + QStringLiteral("/model.safetensors")).isFile());
+        // The estimate leaves out only the safetensors header and byte rounding.
+        QVERIFY2(std::abs(double(bytes) - estimate) < 0.05 * estimate,
+                 qPrintable(QStringLiteral("estimate %1, file %2").arg(estimate).arg(bytes)));
+
+        // Reopen the result: the packed checkpoint loads back as a model with the same layers.
+        JobRunner* reopen = w.openModel(packed);
+        QVERIFY(reopen->waitForEnd(20000));
+        QCOMPARE(reopen->state(), JobRunner::State::Finished);
+        QCOMPARE(w.session()->modelDir(), packed);
+        QCOMPARE(w.session()->layers().size(), reg.size());
+        QVERIFY2(errors.isEmpty(), qPrintable(errors.join(QLatin1Char('\n'))));
+        w.jobPanel()->parentWidget()->raise();
+        QVERIFY2(!test::screenshot(w, QStringLiteral("06-jobs-after-reopen")).isEmpty(), "screenshot not written at 1280 x 800");
+    }
+};
+
+QTEST_MAIN(TestWorkbenchE2e)
+#include "test_workbench_e2e.moc"

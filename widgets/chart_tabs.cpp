@@ -1,0 +1,151 @@
+#include "chart_tabs.h"
+
+#include <QScrollArea>
+
+#include "alloc/allocation.h"
+#include "analysis/model_eval.h"
+#include "analysis/sensitivity.h"
+#include "common/error.h"
+#include "quant/model_quantizer.h"
+#include "workbench_session.h"
+
+#include "charts/distortion_chart.h"
+#include "charts/allocation_view.h"
+#include "charts/sensitivity_heatmap.h"
+#include "charts/rate_distortion_chart.h"
+#include "charts/weight_histogram.h"
+#include "charts/training_curves.h"
+#include "charts/token_kl_view.h"
+#include "model/tokenizer.h"
+
+namespace quench::gui {
+
+ChartTabs::ChartTabs(WorkbenchSession* session, QWidget* parent) : QTabWidget(parent), session_(session) {
+    setDocumentMode(true);
+    auto* distortion = new DistortionChart(this);
+    distortion->setObjectName(QStringLiteral("distortionChart"));
+    distortion_ = distortion;
+    addChartTab(distortion_, tr("Distortion"));
+    setTabToolTip(count() - 1, tr("Per-layer error of the latest quantization, one bar per layer"));
+
+    sensitivity_ = new SensitivityHeatmap(this);
+    addChartTab(sensitivity_, tr("Sensitivity"));
+    setTabToolTip(count() - 1, tr("KL per layer and candidate setting, from the latest sensitivity measurement"));
+
+    rateDistortion_ = new RateDistortionChart(this);
+    addChartTab(rateDistortion_, tr("Rate-distortion"));
+    setTabToolTip(count() - 1, tr("KL against bits per weight for each layer's candidates"));
+
+    auto* alloc = new AllocationView(this);
+    alloc->setObjectName(QStringLiteral("allocationView"));
+    allocation_ = alloc;
+    connect(alloc, &AllocationView::allocationChanged, this, [this](const quench::Allocation& a) {
+        allocation_result_ = std::make_shared<quench::Allocation>(a);
+        emit allocationChanged(a.bits_per_weight, a.total_cost, a.bytes);
+    });
+    addChartTab(allocation_, tr("Allocation"));
+    setTabToolTip(count() - 1, tr("Bits per layer under a budget, re-solved as the budget slider moves"));
+
+    weights_ = new WeightHistogram(this);
+    addChartTab(weights_, tr("Weights"));
+    setTabToolTip(count() - 1, tr("Distribution of the selected layer's original weights"));
+    training_ = new TrainingCurves(this);
+    addChartTab(training_, tr("Training"));
+    setTabToolTip(count() - 1, tr("QAT loss and held-out KL per step of the running or latest training"));
+    tokenKl_ = new TokenKlView(this);
+    addChartTab(tokenKl_, tr("Token KL"));
+    setTabToolTip(count() - 1, tr("The evaluation text coloured by each token's KL divergence"));
+
+    connect(session_, &WorkbenchSession::quantized, this, &ChartTabs::refreshDistortion);
+    connect(session_, &WorkbenchSession::modelLoaded, this, &ChartTabs::refreshDistortion);
+    connect(session_, &WorkbenchSession::sensitivityMeasured, this, &ChartTabs::refreshSensitivity);
+    connect(session_, &WorkbenchSession::constraintsChanged, this, &ChartTabs::refreshConstraints);
+    connect(session_, &WorkbenchSession::qatStarted, this, [this] { training_->clear(); });
+    connect(session_, &WorkbenchSession::qatStep, this, [this](qint64 step, double loss, double kl) {
+        auto* curves = training_;
+        curves->appendPoint(step, loss);
+        if (kl >= 0) curves->appendKl(step, kl);
+    });
+    // The per-token view lays out thousands of coloured runs of text: build it only when it is looked at,
+    // so finishing a quantize job never holds up the event loop for a view nobody sees.
+    connect(session_, &WorkbenchSession::evaluated, this, [this] {
+        klDirty_ = true;
+        if (isShown(tokenKl_)) refreshKl();
+    });
+    connect(this, &QTabWidget::currentChanged, this, [this] {
+        if (klDirty_ && isShown(tokenKl_)) refreshKl();
+    });
+}
+
+ChartTabs::~ChartTabs() = default;
+
+void ChartTabs::addChartTab(QWidget* chart, const QString& title) {
+    // Charts grow their minimum size with their contents (axis labels, legends); inside a scroll area they
+    // cannot push the window beyond the screen, and at normal sizes they fill the tab as before.
+    auto* page = new QScrollArea(this);
+    page->setWidget(chart);
+    page->setWidgetResizable(true);
+    page->setFrameShape(QFrame::NoFrame);
+    addTab(page, title);
+}
+
+QWidget* ChartTabs::pageOf(QWidget* chart) const {
+    for (int i = 0; i < count(); ++i) {
+        QWidget* page = widget(i);
+        if (page == chart) return page;
+        if (auto* scroll = qobject_cast<QScrollArea*>(page); scroll && scroll->widget() == chart) return page;
+    }
+    return nullptr;
+}
+
+void ChartTabs::showChart(QWidget* chart) {
+    if (QWidget* page = pageOf(chart)) setCurrentWidget(page);
+}
+
+bool ChartTabs::isShown(QWidget* chart) const { return chart && currentWidget() == pageOf(chart); }
+
+void ChartTabs::refreshDistortion() {
+    distortion_->setResults(session_->layerResults());
+}
+
+void ChartTabs::refreshSensitivity() {
+    if (session_->measurements().empty()) return;
+    sensitivity_->setMeasurements(session_->measurements(), quench::CostSource::Auto);
+    rateDistortion_->setMeasurements(session_->measurements());
+    if (session_->measurements().empty()) return;
+    auto* view = allocation_;
+    try {
+        view->setSpec(session_->allocationSpec());
+    } catch (const quench::Error&) {
+        // No usable points: the view shows core's reason.
+        view->setMeasurements(session_->measurements(), quench::CostSource::Auto);
+    }
+}
+
+void ChartTabs::refreshConstraints() {
+    if (session_->measurements().empty()) return;
+    try {
+        allocation_->setConstraints(session_->allocationSpec().constraints);
+    } catch (const quench::Error&) {
+    }
+}
+
+void ChartTabs::refreshKl() {
+    klDirty_ = false;
+    const auto* tok = session_->tokenizer();
+    if (!session_->hasKl() || !tok) return;
+    // The first tokens of the evaluated text; a few thousand are plenty to read and keep the view fast.
+    std::vector<int32_t> ids = session_->evaluatedTokens();
+    if (ids.size() > kMaxKlTokens) ids.resize(kMaxKlTokens);
+    auto kl = TokenKlView::alignKl(session_->klReport(), ids.size());
+    tokenKl_->setTokens(TokenKlView::tokenPieces(*tok, ids), ids, std::move(kl));
+}
+
+void ChartTabs::showLayerWeights(std::size_t layer) {
+    if (!session_->hasModel() || layer >= session_->layers().size()) return;
+    auto* view = weights_;
+    view->setWeights(session_->originalWeights(layer));
+    view->setTitle(QString::fromStdString(session_->layers().at(layer).name));
+}
+
+}  // namespace quench::gui

@@ -1,0 +1,292 @@
+#include "method_panel.h"
+
+#include <QCheckBox>
+#include <QComboBox>
+#include <QDoubleSpinBox>
+#include <QFormLayout>
+#include <QGroupBox>
+#include <QHBoxLayout>
+#include <QLabel>
+#include <QLineEdit>
+#include <QPushButton>
+#include <QSpinBox>
+#include <QVBoxLayout>
+
+#include <cmath>
+#include <limits>
+
+#include "common/error.h"
+#include "quant/codec_registry.h"
+#include "quant/codec_spec.h"
+#include "workbench_session.h"
+
+namespace quench::gui {
+
+namespace {
+QString q(const std::string& s) { return QString::fromStdString(s); }
+const char* const kInvalidStyle = "QLineEdit { border: 1px solid #d04040; }";
+}  // namespace
+
+MethodPanel::MethodPanel(WorkbenchSession* session, QWidget* parent) : QWidget(parent), session_(session) {
+    codecCombo_ = new QComboBox(this);
+    for (const auto& t : quench::codec_table()) {
+        codecCombo_->addItem(QString::fromLatin1(t.name));
+        codecCombo_->setItemData(codecCombo_->count() - 1,
+                                 QStringLiteral("%1 (%2)").arg(QString::fromUtf8(t.description), QString::fromLatin1(t.family)),
+                                 Qt::ToolTipRole);
+    }
+    codecHelp_ = new QLabel(this);
+    codecHelp_->setWordWrap(true);
+    formHost_ = new QWidget(this);
+    form_ = new QFormLayout(formHost_);
+    form_->setContentsMargins(0, 0, 0, 0);
+    specEdit_ = new QLineEdit(this);
+    specEdit_->setToolTip(tr("The setting as text, as the CLI takes it (--codec). Edit either the form or the text; "
+                             "it is checked as you type."));
+    message_ = new QLabel(this);
+    message_->setWordWrap(true);
+    bits_label_ = new QLabel(this);
+    bits_label_->setWordWrap(true);
+    bits_label_->setToolTip(tr("Total bits per weight this setting costs on the selected layers (weighted by size): "
+                               "codes plus scales, zero points and codebooks. Estimated from the codec's layout, "
+                               "without quantizing."));
+    quantizeButton_ = new QPushButton(tr("&Quantize selected"), this);
+    quantizeButton_->setToolTip(tr("Quantize the selected layers with this setting (Ctrl+R); evaluates KL when "
+                                   "evaluation text is set"));
+
+    auto* candidatesBox = new QGroupBox(tr("Sensitivity"), this);
+    candidatesEdit_ = new QLineEdit(candidatesBox);
+    candidatesEdit_->setToolTip(tr("Candidate settings separated by ';'. For each selected layer and candidate, "
+                                   "the model KL with only that layer quantized is measured (the allocator's costs)."));
+    sensitivityButton_ = new QPushButton(tr("&Measure sensitivity"), candidatesBox);
+    auto* cl = new QFormLayout(candidatesBox);
+    cl->addRow(tr("Candidates"), candidatesEdit_);
+    cl->addRow(sensitivityButton_);
+
+    auto* methodBox = new QGroupBox(tr("Codec"), this);
+    auto* ml = new QFormLayout(methodBox);
+    ml->addRow(tr("Codec"), codecCombo_);
+    ml->addRow(codecHelp_);
+    ml->addRow(formHost_);
+    ml->addRow(tr("Spec"), specEdit_);
+    ml->addRow(message_);
+    ml->addRow(tr("Bits/weight"), bits_label_);
+    ml->addRow(quantizeButton_);
+
+    auto* layout = new QVBoxLayout(this);
+    layout->addWidget(methodBox);
+    layout->addWidget(candidatesBox);
+    layout->addWidget(buildQatSection());
+    layout->addStretch();
+
+    connect(codecCombo_, &QComboBox::currentTextChanged, this, [this](const QString& codec) {
+        if (syncing_) return;
+        buildForm(codec);
+        formEdited();
+        const auto* t = quench::find_codec(codec.toStdString());
+        QStringList examples;
+        if (t)
+            for (const auto& e : t->examples()) examples << q(e);
+        setCandidates(examples);
+    });
+    connect(specEdit_, &QLineEdit::textEdited, this, &MethodPanel::textEdited);
+    connect(quantizeButton_, &QPushButton::clicked, this, &MethodPanel::quantizeRequested);
+    connect(sensitivityButton_, &QPushButton::clicked, this, &MethodPanel::sensitivityRequested);
+    connect(session_, &WorkbenchSession::modelLoaded, this, &MethodPanel::refreshBits);
+
+    buildForm(codecCombo_->currentText());
+    formEdited();
+    const auto& first = quench::codec_table().front();
+    QStringList examples;
+    for (const auto& e : first.examples()) examples << q(e);
+    setCandidates(examples);
+}
+
+QGroupBox* MethodPanel::buildQatSection() {
+    auto* box = new QGroupBox(tr("Quantization-aware training"), this);
+    qatMode_ = new QComboBox(box);
+    qatMode_->addItem(tr("end-to-end"), QStringLiteral("e2e"));
+    qatMode_->addItem(tr("block-wise"), QStringLiteral("block"));
+    qatMode_->setToolTip(tr("end-to-end: next-token loss (plus KL to the full-precision model) through the whole "
+                            "model; block-wise: each block's quantized layers learn to match its full-precision output"));
+    qatTokens_ = new QLineEdit(QStringLiteral("200k"), box);
+    qatTokens_->setToolTip(tr("Training tokens: 20000, 200k, 1.5M, or a share of the training text such as 10%@train"));
+    qatLr_ = new QDoubleSpinBox(box);
+    qatLr_->setDecimals(6);
+    qatLr_->setRange(1e-7, 1);
+    qatLr_->setSingleStep(1e-5);
+    qatLr_->setValue(1e-4);
+    qatLr_->setToolTip(tr("Learning rate of the latent weights (AdamW)"));
+    qatScaleLr_ = new QDoubleSpinBox(box);
+    qatScaleLr_->setDecimals(6);
+    qatScaleLr_->setRange(1e-7, 1);
+    qatScaleLr_->setSingleStep(1e-4);
+    qatScaleLr_->setValue(1e-3);
+    qatScaleLr_->setToolTip(tr("Learning rate of scales, affine maps and input transforms"));
+    qatButton_ = new QPushButton(tr("Train"), box);
+    qatButton_->setToolTip(tr("Fine-tune the quantized layers (quantized with paretoq, lcqat or liftquant) on the "
+                              "calibration text; the Training tab plots loss and held-out KL"));
+    connect(qatButton_, &QPushButton::clicked, this, &MethodPanel::qatRequested);
+    auto* l = new QFormLayout(box);
+    l->addRow(tr("Mode"), qatMode_);
+    l->addRow(tr("Token budget"), qatTokens_);
+    l->addRow(tr("Learning rate"), qatLr_);
+    l->addRow(tr("Scale learning rate"), qatScaleLr_);
+    l->addRow(qatButton_);
+    return box;
+}
+
+void MethodPanel::buildForm(const QString& codec) {
+    // removeRow deletes the row's label and field.
+    fields_.clear();
+    while (form_->rowCount() > 0) form_->removeRow(0);
+    const auto* traits = quench::find_codec(codec.toStdString());
+    if (!traits) return;
+    codecHelp_->setText(QString::fromUtf8(traits->description));
+    for (const auto& p : traits->params()) {
+        QWidget* field = nullptr;
+        const QString help = q(p.help);
+        if (p.type == quench::ParamType::Flag) {
+            auto* box = new QCheckBox(formHost_);
+            box->setChecked(p.default_value == "1" || p.default_value == "true");
+            connect(box, &QCheckBox::toggled, this, &MethodPanel::formEdited);
+            field = box;
+        } else if (p.type == quench::ParamType::Choice || !p.choices.empty()) {
+            auto* box = new QComboBox(formHost_);
+            for (const auto& c : p.choices) box->addItem(q(c));
+            box->setCurrentText(q(p.default_value));
+            connect(box, &QComboBox::currentTextChanged, this, &MethodPanel::formEdited);
+            field = box;
+        } else if (p.type == quench::ParamType::Int) {
+            auto* box = new QSpinBox(formHost_);
+            const bool ranged = p.min != p.max;
+            box->setRange(ranged ? int(p.min) : 0, ranged ? int(p.max) : 1 << 30);
+            box->setValue(q(p.default_value).toInt());
+            connect(box, &QSpinBox::valueChanged, this, &MethodPanel::formEdited);
+            field = box;
+        } else {
+            auto* box = new QDoubleSpinBox(formHost_);
+            box->setDecimals(4);
+            const bool ranged = p.min != p.max;
+            box->setRange(ranged ? p.min : -1e9, ranged ? p.max : 1e9);
+            box->setValue(q(p.default_value).toDouble());
+            connect(box, &QDoubleSpinBox::valueChanged, this, &MethodPanel::formEdited);
+            field = box;
+        }
+        field->setObjectName(q(p.name));
+        field->setToolTip(help);
+        form_->addRow(q(p.name), field);
+        fields_.push_back(field);
+    }
+}
+
+void MethodPanel::formEdited() {
+    if (syncing_) return;
+    const auto* traits = quench::find_codec(codecCombo_->currentText().toStdString());
+    if (!traits) return;
+    QStringList parts;
+    const auto& params = traits->params();
+    for (std::size_t i = 0; i < params.size() && i < fields_.size(); ++i) {
+        const QString name = q(params[i].name);
+        QString value;
+        if (auto* b = qobject_cast<QCheckBox*>(fields_[i])) value = b->isChecked() ? QStringLiteral("1") : QStringLiteral("0");
+        else if (auto* c = qobject_cast<QComboBox*>(fields_[i])) value = c->currentText();
+        else if (auto* s = qobject_cast<QSpinBox*>(fields_[i])) value = QString::number(s->value());
+        else if (auto* d = qobject_cast<QDoubleSpinBox*>(fields_[i])) value = QString::number(d->value(), 'g', 8);
+        parts << name + QLatin1Char('=') + value;
+    }
+    QString text = codecCombo_->currentText();
+    if (!parts.isEmpty()) text += QLatin1Char(':') + parts.join(QLatin1Char(','));
+    try {
+        text = q(quench::CodecSpec::parse(text.toStdString()).to_string());
+    } catch (const quench::Error&) {
+        // Shown by textEdited below.
+    }
+    specEdit_->setText(text);
+    textEdited();
+}
+
+void MethodPanel::setSpecText(const QString& text) {
+    specEdit_->setText(text);
+    textEdited();
+}
+
+void MethodPanel::textEdited() {
+    const QString text = specEdit_->text().trimmed();
+    try {
+        const auto spec = quench::CodecSpec::parse(text.toStdString());
+        spec_ = q(spec.to_string());
+        message_text_.clear();
+        message_->setText(tr("valid"));
+        specEdit_->setStyleSheet({});
+        loadFormFrom(spec_);
+    } catch (const quench::Error& e) {
+        spec_.clear();
+        message_text_ = QString::fromUtf8(e.what());
+        message_->setText(message_text_);
+        specEdit_->setStyleSheet(QString::fromLatin1(kInvalidStyle));
+    }
+    quantizeButton_->setEnabled(!spec_.isEmpty());
+    refreshBits();
+    emit specChanged(spec_);
+}
+
+void MethodPanel::loadFormFrom(const QString& canonical) {
+    const auto spec = quench::CodecSpec::parse(canonical.toStdString());
+    syncing_ = true;
+    const QString codec = q(spec.codec());
+    if (codecCombo_->currentText() != codec) {
+        codecCombo_->setCurrentText(codec);
+        buildForm(codec);
+    }
+    const auto* traits = quench::find_codec(spec.codec());
+    const auto& params = traits->params();
+    for (std::size_t i = 0; i < params.size() && i < fields_.size(); ++i) {
+        const QString v = q(spec.values().at(params[i].name));
+        if (auto* b = qobject_cast<QCheckBox*>(fields_[i])) b->setChecked(v == QStringLiteral("1"));
+        else if (auto* c = qobject_cast<QComboBox*>(fields_[i])) c->setCurrentText(v);
+        else if (auto* s = qobject_cast<QSpinBox*>(fields_[i])) s->setValue(v.toInt());
+        else if (auto* d = qobject_cast<QDoubleSpinBox*>(fields_[i])) d->setValue(v.toDouble());
+    }
+    syncing_ = false;
+}
+
+QString MethodPanel::validationMessage() const { return message_text_; }
+
+void MethodPanel::refreshBits() {
+    bits_ = std::numeric_limits<double>::quiet_NaN();
+    if (spec_.isEmpty()) {
+        bits_label_->setText(QStringLiteral("-"));
+        return;
+    }
+    const auto layers = layers_ ? layers_() : std::vector<std::size_t>{};
+    try {
+        bits_ = session_->estimateBitsPerWeight(spec_.toStdString(), layers);
+        bits_label_->setText(layers.empty() ? tr("%1 (on a 4096 x 4096 weight; select layers for theirs)").arg(bits_, 0, 'f', 3)
+                                            : tr("%1 on %n selected layer(s)", nullptr, int(layers.size())).arg(bits_, 0, 'f', 3));
+    } catch (const std::exception& e) {
+        bits_label_->setText(QString::fromUtf8(e.what()));
+    }
+}
+
+QatRequest MethodPanel::qatRequest() const {
+    QatRequest r;
+    r.blockwise = qatMode_->currentData().toString() == QStringLiteral("block");
+    r.tokens = qatTokens_->text().trimmed();
+    r.lr = qatLr_->value();
+    r.scaleLr = qatScaleLr_->value();
+    return r;
+}
+
+QString MethodPanel::bitsText() const { return bits_label_->text(); }
+
+QStringList MethodPanel::candidates() const {
+    QStringList out;
+    for (const QString& s : candidatesEdit_->text().split(QLatin1Char(';'), Qt::SkipEmptyParts))
+        if (!s.trimmed().isEmpty()) out << s.trimmed();
+    return out;
+}
+
+void MethodPanel::setCandidates(const QStringList& specs) { candidatesEdit_->setText(specs.join(QStringLiteral("; "))); }
+
+}  // namespace quench::gui

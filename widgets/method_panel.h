@@ -1,0 +1,89 @@
+#pragma once
+// The Method panel: a codec and its options as a form generated from the codec's parameter schema
+// (core/quant/codec_registry.h, as OBS builds property views from obs_properties), the same setting as
+// editable spec text that validates as you type, the resulting bits per weight on the selected layers,
+// the sensitivity candidates, and the QAT section.
+#include <QStringList>
+#include <QWidget>
+
+#include <functional>
+#include <vector>
+
+class QCheckBox;
+class QComboBox;
+class QDoubleSpinBox;
+class QFormLayout;
+class QGroupBox;
+class QLabel;
+class QLineEdit;
+class QPushButton;
+class QSpinBox;
+
+namespace quench::gui {
+
+class WorkbenchSession;
+struct QatRequest;
+
+class MethodPanel : public QWidget {
+    Q_OBJECT
+
+public:
+    explicit MethodPanel(WorkbenchSession* session, QWidget* parent = nullptr);
+
+    // The current spec in canonical form; empty while the text does not parse.
+    QString spec() const { return spec_; }
+    bool isValid() const { return !spec_.isEmpty(); }
+    QString validationMessage() const;
+    // Sets the spec text as if typed (form follows when it parses).
+    void setSpecText(const QString& text);
+    QLineEdit* specEdit() const { return specEdit_; }
+    QString bitsText() const;
+    double bitsPerWeight() const { return bits_; }  // NaN when unknown
+    QStringList candidates() const;                 // sensitivity candidates, canonical or as typed
+    void setCandidates(const QStringList& specs);
+    // Layers the bits estimate is computed for (the model panel's selection).
+    void setLayersProvider(std::function<std::vector<std::size_t>()> provider) { layers_ = std::move(provider); }
+    void refreshBits();
+
+    QPushButton* quantizeButton() const { return quantizeButton_; }
+    QPushButton* sensitivityButton() const { return sensitivityButton_; }
+    QPushButton* qatButton() const { return qatButton_; }
+    QatRequest qatRequest() const;
+
+signals:
+    void specChanged(const QString& spec);
+    void quantizeRequested();
+    void sensitivityRequested();
+    void qatRequested();
+
+private:
+    void buildForm(const QString& codec);
+    void formEdited();  // a form field changed: rebuild the text
+    void textEdited();  // the text changed: validate, then move the form to it
+    void loadFormFrom(const QString& canonical);
+    QGroupBox* buildQatSection();
+
+    WorkbenchSession* session_;
+    QComboBox* codecCombo_;
+    QLabel* codecHelp_;
+    QFormLayout* form_;
+    QWidget* formHost_;
+    std::vector<QWidget*> fields_;  // one per schema parameter, in schema order
+    QLineEdit* specEdit_;
+    QLabel* message_;
+    QLabel* bits_label_;
+    QLineEdit* candidatesEdit_;
+    QPushButton* quantizeButton_;
+    QPushButton* sensitivityButton_;
+    QComboBox* qatMode_;
+    QLineEdit* qatTokens_;
+    QDoubleSpinBox* qatLr_;
+    QDoubleSpinBox* qatScaleLr_;
+    QPushButton* qatButton_;
+    QString spec_, message_text_;
+    double bits_ = 0;
+    bool syncing_ = false;
+    std::function<std::vector<std::size_t>()> layers_;
+};
+
+}  // namespace quench::gui

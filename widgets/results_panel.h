@@ -1,0 +1,53 @@
+#pragma once
+// The Results panel: project files (.h5 run stores) opened side by side, their runs listed, and two runs
+// compared layer by layer (bits, weight error, SQNR and their deltas, plus the runs' KL).
+#include <QStringList>
+#include <QWidget>
+
+class QComboBox;
+class QLabel;
+class QTreeWidget;
+
+namespace quench::gui {
+
+class ErrorReporter;
+
+class ResultsPanel : public QWidget {
+    Q_OBJECT
+
+public:
+    enum RunColumn { FileCol = 0, IdCol, KindCol, StatusCol, BpwCol, StartedCol, RunColumnCount };
+    enum CompareColumn { LayerCol = 0, SpecACol, SpecBCol, BitsACol, BitsBCol, DeltaBitsCol, ErrACol, ErrBCol,
+                         DeltaErrCol, DeltaSqnrCol, CompareColumnCount };
+
+    ResultsPanel(ErrorReporter* errors, QWidget* parent = nullptr);
+
+    // Opens (or re-reads) a project file; false after reporting the error (bad or missing file).
+    bool openFile(const QString& path);
+    void reload();
+    QStringList files() const { return files_; }
+    QTreeWidget* runList() const { return runs_; }
+    QTreeWidget* comparison() const { return compare_; }
+    int runCount() const;
+    // Compares two runs ("file|run-0001" keys as in the A/B boxes); false after reporting the error.
+    bool compare(const QString& fileA, const QString& runA, const QString& fileB, const QString& runB);
+    QString summaryText() const;
+
+signals:
+    void fileOpened(const QString& path);
+
+private:
+    void browse();
+    void rebuildBoxes();
+    void compareSelected();
+
+    ErrorReporter* errors_;
+    QStringList files_;
+    QTreeWidget* runs_;
+    QComboBox* runA_;
+    QComboBox* runB_;
+    QTreeWidget* compare_;
+    QLabel* summary_;
+};
+
+}  // namespace quench::gui

@@ -1,0 +1,576 @@
+// ATen before any Qt header: Qt's `slots` macro would otherwise break torch's ivalue headers.
+#include <ATen/ATen.h>
+
+#include "workbench_session.h"
+
+#include <QFileInfo>
+#include <QPointer>
+
+#include <cmath>
+#include <map>
+#include <optional>
+#include <set>
+
+#include "alloc/allocation.h"
+#include "analysis/model_eval.h"
+#include "analysis/sensitivity.h"
+#include "analysis/text_data.h"
+#include "common/error.h"
+#include "io/gguf_export.h"
+#include "io/hf_export.h"
+#include "io/packed_checkpoint.h"
+#include "io/run_records.h"
+#include "io/run_store.h"
+#include "jobs/progress.h"
+#include "job_queue.h"
+#include "model/dtype.h"
+#include "model/llama_model.h"
+#include "model/tokenizer.h"
+#include "quant/codec.h"
+#include "quant/model_quantizer.h"
+
+#include "analysis/layer_metrics.h"
+#include "qat/qat_trainer.h"
+
+namespace quench::gui {
+
+namespace {
+
+std::string utf8(const QString& s) { return s.toStdString(); }
+
+// Tokens of a data file as the CLI takes them: BOS at the start, cut to `limit` (0 = all).
+std::vector<int32_t> file_tokens(const Tokenizer& tok, const QString& path, qint64 limit) {
+    if (path.isEmpty()) return {};
+    return tokenize_text_file(tok, utf8(path), true, limit);
+}
+
+// The "GUI's equivalent" of a command line, for run provenance.
+std::string gui_command(const std::string& what) { return "quench (GUI): " + what; }
+
+// Marks a run cancelled or failed without hiding the job's own error behind a recording error.
+void record_end(std::optional<RunWriter>& run, const char* error) {
+    if (!run) return;
+    try {
+        error ? run->fail(error) : run->cancel();
+    } catch (const std::exception&) {
+    }
+}
+
+// Puts the stored quantized weights back into the model (after a job that restored every weight).
+void reapply(LlamaModel& model, const std::map<std::size_t, QuantizedTensor>& tensors) {
+    for (const auto& [index, q] : tensors) model.replace_weight(index, make_codec(q.spec)->dequantize(q));
+}
+
+}  // namespace
+
+struct WorkbenchSession::State {
+    std::shared_ptr<LlamaModel> model;
+    std::shared_ptr<Tokenizer> tok;
+    LayerRegistry no_layers;
+    std::vector<LayerResult> results;
+    std::map<std::size_t, QuantizedTensor> tensors;
+    double total_bpw = 0;
+    Measurements measurements;
+    std::string measurements_key;  // the data settings the measurements were taken under
+    bool has_kl = false;
+    KlReport kl;
+    std::vector<int32_t> kl_tokens;  // the tokens kl scored
+};
+
+WorkbenchSession::WorkbenchSession(JobQueue* jobs, QObject* parent)
+    : QObject(parent), jobs_(jobs), s_(std::make_shared<State>()) {}
+
+WorkbenchSession::~WorkbenchSession() = default;
+
+bool WorkbenchSession::hasModel() const { return s_->model != nullptr; }
+QString WorkbenchSession::modelDir() const { return s_->model ? QString::fromStdString(s_->model->dir()) : QString(); }
+const LayerRegistry& WorkbenchSession::layers() const { return s_->model ? s_->model->layers() : s_->no_layers; }
+int64_t WorkbenchSession::maxPositions() const { return s_->model ? s_->model->config().max_position_embeddings : 0; }
+
+QString WorkbenchSession::modelSummary() const {
+    if (!s_->model) return tr("No model");
+    const auto& c = s_->model->config();
+    return tr("%1, %2 blocks, hidden %3, %4 parameters, %5 linear layers")
+        .arg(QString::fromStdString(c.architecture))
+        .arg(c.num_hidden_layers)
+        .arg(c.hidden_size)
+        .arg(s_->model->num_params())
+        .arg(s_->model->layers().size());
+}
+
+const std::vector<LayerResult>& WorkbenchSession::layerResults() const { return s_->results; }
+const Measurements& WorkbenchSession::measurements() const { return s_->measurements; }
+bool WorkbenchSession::hasKl() const { return s_->has_kl; }
+const KlReport& WorkbenchSession::klReport() const { return s_->kl; }
+std::map<std::size_t, LayerOutcome> WorkbenchSession::layerOutcomes() const {
+    std::map<std::size_t, LayerOutcome> out;
+    for (const auto& r : s_->results) {
+        LayerOutcome o;
+        o.spec = QString::fromStdString(r.spec.to_string());
+        o.bitsPerWeight = r.metrics.total_bits_per_weight;
+        o.relError = r.metrics.rel_fro_error;
+        o.sqnrDb = r.metrics.sqnr_db;
+        o.outputRelError = r.metrics.output_rel_error;
+        out[r.layer] = o;
+    }
+    return out;
+}
+
+QStringList WorkbenchSession::measuredSpecs(const QString& layer) const {
+    QStringList specs;
+    for (const auto* p : s_->measurements.points_of(utf8(layer)))
+        if (p->available) specs << QString::fromStdString(p->spec);
+    return specs;
+}
+
+double WorkbenchSession::totalBitsPerWeight() const { return s_->total_bpw; }
+const Tokenizer* WorkbenchSession::tokenizer() const { return s_->tok.get(); }
+const std::vector<int32_t>& WorkbenchSession::evaluatedTokens() const { return s_->kl_tokens; }
+
+std::vector<float> WorkbenchSession::originalWeights(std::size_t layer) const {
+    if (!s_->model) return {};
+    // The originals are never modified by jobs (only the current weights are), so reading them here while a
+    // job runs is safe.
+    const at::Tensor w = s_->model->original_weight(layer).to(at::kFloat).contiguous();
+    const float* p = w.data_ptr<float>();
+    return std::vector<float>(p, p + w.numel());
+}
+
+AllocationSpec WorkbenchSession::allocationSpec() const {
+    AllocationSpec spec = to_allocation_spec(s_->measurements, CostSource::Auto);
+    // Only constraints on layers of the problem: a pin on a layer that was not measured would be an error
+    // about a layer the user is not allocating.
+    std::map<std::string, bool> in_problem;
+    for (const auto& l : spec.layers) in_problem[l.name] = true;
+    for (const auto& [name, pin] : constraints_.pins)
+        if (in_problem.count(name)) spec.constraints.pins[name] = pin;
+    for (const auto& [name, range] : constraints_.layer_limits)
+        if (in_problem.count(name)) spec.constraints.layer_limits[name] = range;
+    spec.constraints.limits = constraints_.limits;
+    return spec;
+}
+
+double WorkbenchSession::estimateBitsPerWeight(const std::string& spec, const std::vector<std::size_t>& layers) const {
+    auto codec = make_codec(spec);
+    const auto& reg = this->layers();
+    double bits = 0, weights = 0;
+    for (std::size_t i : layers) {
+        const auto& l = reg.at(i);
+        bits += codec->estimate_bits(l.out_features, l.in_features).total_bits_per_weight * double(l.params());
+        weights += double(l.params());
+    }
+    if (weights == 0) {  // no layer chosen: a representative 4096 x 4096 weight
+        return codec->estimate_bits(4096, 4096).total_bits_per_weight;
+    }
+    return bits / weights;
+}
+
+double WorkbenchSession::estimateExportBytes(const ExportRequest& request) const {
+    if (!s_->model) return 0;
+    const auto& model = *s_->model;
+    const auto& reg = model.layers();
+    std::map<std::string, std::size_t> layer_of_weight;
+    for (std::size_t i = 0; i < reg.size(); ++i) layer_of_weight[reg.at(i).weight_name()] = i;
+    double bytes = 0;
+    std::set<const uint8_t*> stored;  // tied tensors (lm_head = embedding) are written once, as exporters do
+    for (const auto& name : model.tensor_names()) {
+        const auto& info = model.checkpoint().info(name);
+        const double n = double(info.numel());
+        const auto layer = layer_of_weight.find(name);
+        const QuantizedTensor* q = nullptr;
+        bool replaced = false;
+        if (layer != layer_of_weight.end()) {
+            auto t = s_->tensors.find(layer->second);
+            if (t != s_->tensors.end()) q = &t->second;
+            replaced = model.is_replaced(layer->second);
+        }
+        if (!q && !replaced && !stored.insert(model.checkpoint().stored_bytes(name)).second) continue;
+        switch (request.format) {
+        case ExportFormat::Packed:
+            bytes += q ? n * q->total_bits_per_weight() / 8.0
+                       : double(info.nbytes());
+            break;
+        case ExportFormat::Hf:
+            bytes += n * 2.0;
+            break;
+        case ExportFormat::Gguf: {
+            if (info.shape.size() != 2) {
+                bytes += n * 4.0;  // norms stay F32
+                break;
+            }
+            GgmlType type = GgmlType::F16;
+            if (!request.ggufType.isEmpty()) {
+                if (auto t = ggml_type_from_name(utf8(request.ggufType))) type = *t;
+            } else if (q) {
+                type = gguf_type_for_codec(q->spec.to_string(), q->rows, q->cols);
+            }
+            type = gguf_fitting_type(type, info.shape[1]);
+            bytes += n * ggml_type_info(type).bits_per_weight() / 8.0;
+            break;
+        }
+        }
+    }
+    return bytes;
+}
+
+JobRunner* WorkbenchSession::loadModel(const QString& dir) {
+    struct Out {
+        std::shared_ptr<LlamaModel> model;
+        std::shared_ptr<Tokenizer> tok;
+    };
+    auto out = std::make_shared<Out>();
+    const std::string path = utf8(dir);
+    JobRunner* job = jobs_->enqueue(tr("Load %1").arg(QFileInfo(dir).fileName()), [out, path](ProgressSink& p) {
+        out->model = LlamaModel::load(path, &p);
+        out->tok = load_tokenizer(path);
+    });
+    connect(job, &JobRunner::finished, this, [this, out] {
+        auto fresh = std::make_shared<State>();
+        fresh->model = out->model;
+        fresh->tok = out->tok;
+        s_ = fresh;  // running continuations keep the old state alive until they finish
+        constraints_ = {};
+        calibCount_ = evalCount_ = -1;
+        emit modelLoaded();
+        emit constraintsChanged();
+    });
+    return job;
+}
+
+JobRunner* WorkbenchSession::countTokens() {
+    struct Out {
+        qint64 calib = -1, eval = -1;
+    };
+    auto out = std::make_shared<Out>();
+    auto tok = s_->tok;
+    const DataSettings data = data_;
+    JobRunner* job = jobs_->enqueue(tr("Count tokens"), [out, tok, data](ProgressSink& p) {
+        if (!tok) throw Error("open a model first: its tokenizer counts the tokens");
+        p.report(0, "calibration text");
+        if (!data.calibPath.isEmpty()) out->calib = qint64(file_tokens(*tok, data.calibPath, 0).size());
+        p.check();
+        p.report(0.5, "evaluation text");
+        if (!data.evalPath.isEmpty()) out->eval = qint64(file_tokens(*tok, data.evalPath, 0).size());
+    });
+    connect(job, &JobRunner::finished, this, [this, out] {
+        calibCount_ = out->calib;
+        evalCount_ = out->eval;
+        emit tokensCounted();
+    });
+    return job;
+}
+
+namespace {
+
+struct QuantizeOut {
+    QuantizeResult result;
+    bool has_kl = false;
+    KlReport kl;
+    std::vector<int32_t> kl_tokens;
+    std::string run_id;
+};
+
+// The quantize job: restore, quantize the plan, evaluate when there is evaluation text, and record the run
+// in the project file when there is one (as `quench-cli quantize --out`).
+void run_quantize(LlamaModel& model, const Tokenizer& tok, const std::vector<LayerPlan>& plan, const DataSettings& data,
+                  const std::string& project, const std::string& label, QuantizeOut& out, ProgressSink& p) {
+    std::optional<RunWriter> run;
+    if (!project.empty())
+        run.emplace(RunStore::create_or_open(project).begin_run(current_run_info("quantize", gui_command(label))));
+    try {
+        model.restore_all();
+        const auto calib = file_tokens(tok, data.calibPath, data.calibTokens);
+        QuantizeOptions qo;
+        qo.capture.ctx = data.context;
+        const bool eval = !data.evalPath.isEmpty();
+        SubProgress qp(p, 0, eval ? 0.7 : 0.95);
+        out.result = quantize_model_layers(model, plan, calib, qo, &qp);
+        if (eval) {
+            EvalOptions eo;
+            eo.ctx = data.context;
+            eo.max_tokens = data.evalTokens;
+            SubProgress ep(p, 0.7, 0.95);
+            out.kl_tokens = file_tokens(tok, data.evalPath, 0);
+            out.kl = evaluate_kl({&model, LlamaModel::Weights::Original}, {&model}, out.kl_tokens, eo, tok.bos_id(), &ep);
+            out.kl_tokens.resize(std::min<std::size_t>(out.kl_tokens.size(), std::size_t(out.kl.protocol.text_tokens)));
+            out.has_kl = true;
+        }
+        if (run) {
+            p.report(0.95, "recording the run");
+            run->set_attrs({{"codec", label}});
+            write_model_provenance(*run, model_provenance(model));
+            std::vector<DataProvenance> dp;
+            if (!data.calibPath.isEmpty())
+                dp.push_back(data_provenance("calib", utf8(data.calibPath), int64_t(calib.size())));
+            if (eval)
+                dp.push_back(data_provenance("eval", utf8(data.evalPath), out.kl.protocol.text_tokens,
+                                             out.kl.protocol.describe()));
+            write_data_provenance(*run, dp);
+            write_quantize_result(*run, out.result, true);
+            run->set_attr("total_bpw", out.result.total_bits_per_weight());
+            if (eval) write_kl_report(*run, out.kl);
+            run->finish();
+            out.run_id = run->id();
+        }
+    } catch (const Cancelled&) {
+        model.restore_all();
+        record_end(run, nullptr);
+        throw;
+    } catch (const std::exception& e) {
+        model.restore_all();
+        record_end(run, e.what());
+        throw;
+    }
+}
+
+}  // namespace
+
+JobRunner* WorkbenchSession::quantize(const std::vector<std::size_t>& layers, const QString& spec) {
+    // Parse here too so a bad spec fails the job with core's message rather than crashing a plan.
+    const std::string text = utf8(spec);
+    std::vector<std::size_t> chosen = layers;
+    auto state = s_;
+    const DataSettings data = data_;
+    const std::string project = utf8(projectPath_);
+    auto out = std::make_shared<QuantizeOut>();
+    JobRunner* job = jobs_->enqueue(tr("Quantize %1 layers: %2").arg(layers.size()).arg(spec),
+                                    [state, chosen, text, data, project, out](ProgressSink& p) {
+        if (!state->model) throw Error("open a model first");
+        if (chosen.empty()) throw Error("select at least one layer to quantize");
+        const CodecSpec cs = CodecSpec::parse(text);
+        run_quantize(*state->model, *state->tok, uniform_plan(chosen, cs), data, project, cs.to_string(), *out, p);
+    });
+    auto apply = [this, state, out] {
+        state->total_bpw = out->result.total_bits_per_weight();  // before the layers are moved out
+        state->results = std::move(out->result.layers);
+        state->tensors = std::move(out->result.tensors);
+        state->has_kl = out->has_kl;
+        state->kl = std::move(out->kl);
+        state->kl_tokens = std::move(out->kl_tokens);
+        if (state == s_) {
+            lastRunId_ = QString::fromStdString(out->run_id);
+            emit quantized();
+            if (state->has_kl) emit evaluated();
+        }
+    };
+    connect(job, &JobRunner::finished, this, apply);
+    // A failed quantize restored every weight: the earlier results no longer describe the model.
+    connect(job, &JobRunner::failed, this, [this, state] {
+        state->results.clear();
+        state->tensors.clear();
+        state->total_bpw = 0;
+        state->has_kl = false;
+        if (state == s_) emit quantized();
+    });
+    connect(job, &JobRunner::cancelled, this, [this, state] {
+        if (state->results.empty()) return;
+        state->results.clear();
+        state->tensors.clear();
+        state->total_bpw = 0;
+        state->has_kl = false;
+        if (state == s_) emit quantized();
+    });
+    return job;
+}
+
+JobRunner* WorkbenchSession::applyAllocation(const Allocation& allocation) {
+    // An allocation names layers and specs; quantize each chosen layer with its own setting.
+    std::vector<std::pair<std::size_t, std::string>> choices;
+    for (const auto& c : allocation.layers) {
+        if (c.excluded) continue;
+        if (auto idx = layers().index_of(c.name)) choices.emplace_back(*idx, c.spec);
+    }
+    auto state = s_;
+    const DataSettings data = data_;
+    const std::string project = utf8(projectPath_);
+    auto out = std::make_shared<QuantizeOut>();
+    const double bpw = allocation.bits_per_weight;
+    JobRunner* job = jobs_->enqueue(tr("Apply allocation (%1 bpw)").arg(bpw, 0, 'f', 3),
+                                    [state, choices, data, project, out, bpw](ProgressSink& p) {
+        if (!state->model) throw Error("open a model first");
+        std::vector<LayerPlan> plan;
+        for (const auto& [idx, spec] : choices) plan.push_back({idx, CodecSpec::parse(spec)});
+        run_quantize(*state->model, *state->tok, plan, data, project, "allocation at " + std::to_string(bpw) + " bpw",
+                     *out, p);
+    });
+    connect(job, &JobRunner::finished, this, [this, state, out] {
+        state->total_bpw = out->result.total_bits_per_weight();  // before the layers are moved out
+        state->results = std::move(out->result.layers);
+        state->tensors = std::move(out->result.tensors);
+        state->has_kl = out->has_kl;
+        state->kl = std::move(out->kl);
+        state->kl_tokens = std::move(out->kl_tokens);
+        if (state == s_) {
+            lastRunId_ = QString::fromStdString(out->run_id);
+            emit quantized();
+            if (state->has_kl) emit evaluated();
+        }
+    });
+    return job;
+}
+
+JobRunner* WorkbenchSession::measureSensitivity(const std::vector<std::size_t>& layers, const QStringList& candidates) {
+    auto state = s_;
+    const DataSettings data = data_;
+    const std::string key = utf8(data.calibPath + QLatin1Char('|') + data.evalPath + QLatin1Char('|') +
+                                 QString::number(data.calibTokens) + QLatin1Char('|') +
+                                 QString::number(data.evalTokens) + QLatin1Char('|') + QString::number(data.context));
+    // Measurements taken under other data settings are not extended (core would refuse): start afresh.
+    auto measured = std::make_shared<Measurements>(state->measurements_key == key ? state->measurements : Measurements());
+    std::vector<std::string> cands;
+    for (const auto& c : candidates) cands.push_back(utf8(c));
+    std::vector<std::size_t> chosen = layers;
+    JobRunner* job = jobs_->enqueue(tr("Sensitivity: %1 layers x %2 settings").arg(layers.size()).arg(candidates.size()),
+                                    [state, data, measured, cands, chosen](ProgressSink& p) {
+        if (!state->model) throw Error("open a model first");
+        if (chosen.empty()) throw Error("select at least one layer to measure");
+        if (data.calibPath.isEmpty()) throw Error("sensitivity needs calibration text (Data panel)");
+        std::vector<std::string> canon;
+        for (const auto& c : cands) canon.push_back(CodecSpec::parse(c).to_string());
+        auto& model = *state->model;
+        const auto calib = file_tokens(*state->tok, data.calibPath, data.calibTokens);
+        const auto kl = file_tokens(*state->tok, data.evalPath.isEmpty() ? data.calibPath : data.evalPath,
+                                    data.evalTokens);
+        SensitivityOptions so;
+        so.ctx = data.context;
+        // measure_sensitivity wants the original weights; the quantized ones go back afterwards.
+        model.restore_all();
+        try {
+            measure_sensitivity(model, chosen, canon, calib, kl, state->tok->bos_id(), so, *measured, &p);
+        } catch (...) {
+            reapply(model, state->tensors);
+            throw;
+        }
+        reapply(model, state->tensors);
+    });
+    connect(job, &JobRunner::finished, this, [this, state, measured, key] {
+        state->measurements = std::move(*measured);
+        state->measurements_key = key;
+        if (state == s_) emit sensitivityMeasured();
+    });
+    return job;
+}
+
+JobRunner* WorkbenchSession::evaluate() {
+    auto state = s_;
+    const DataSettings data = data_;
+    auto out = std::make_shared<KlReport>();
+    auto tokens = std::make_shared<std::vector<int32_t>>();
+    JobRunner* job = jobs_->enqueue(tr("Evaluate KL"), [state, data, out, tokens](ProgressSink& p) {
+        if (!state->model) throw Error("open a model first");
+        if (data.evalPath.isEmpty()) throw Error("choose an evaluation text first (Data panel)");
+        EvalOptions eo;
+        eo.ctx = data.context;
+        eo.max_tokens = data.evalTokens;
+        auto& model = *state->model;
+        *tokens = file_tokens(*state->tok, data.evalPath, 0);
+        *out = evaluate_kl({&model, LlamaModel::Weights::Original}, {&model}, *tokens, eo, state->tok->bos_id(), &p);
+        tokens->resize(std::min<std::size_t>(tokens->size(), std::size_t(out->protocol.text_tokens)));
+    });
+    connect(job, &JobRunner::finished, this, [this, state, out, tokens] {
+        state->kl = std::move(*out);
+        state->kl_tokens = std::move(*tokens);
+        state->has_kl = true;
+        if (state == s_) emit evaluated();
+    });
+    return job;
+}
+
+JobRunner* WorkbenchSession::exportModel(const ExportRequest& request) {
+    auto state = s_;
+    auto bytes = std::make_shared<uint64_t>(0);
+    const QString names[] = {QString(), QStringLiteral("packed"), QStringLiteral("HF"), QStringLiteral("GGUF")};
+    JobRunner* job = jobs_->enqueue(tr("Export %1 to %2").arg(names[int(request.format)], request.path),
+                                    [state, request, bytes](ProgressSink& p) {
+        if (!state->model) throw Error("open a model first");
+        const auto& model = *state->model;
+        const std::string path = utf8(request.path);
+        if (path.empty()) throw Error("export: choose where to write");
+        ExportOptions eo;
+        eo.replace = request.replace;
+        switch (request.format) {
+        case ExportFormat::Packed:
+            *bytes = write_packed_checkpoint(model, state->tensors, path, &p, eo).file_bytes;
+            break;
+        case ExportFormat::Hf:
+            *bytes = export_hf_dequantized(model, path, request.bf16 ? DType::BF16 : DType::F16, &p, eo).file_bytes;
+            break;
+        case ExportFormat::Gguf: {
+            GgufExportOptions go;
+            if (!request.ggufType.isEmpty()) {
+                const auto t = ggml_type_from_name(utf8(request.ggufType));
+                if (!t) throw Error("export: unknown GGUF type '" + utf8(request.ggufType) + "'");
+                go.default_type = *t;
+            } else {
+                for (const auto& [index, q] : state->tensors) {
+                    const auto& l = model.layers().at(index);
+                    go.tensor_types[gguf_tensor_name(l.weight_name())] =
+                        gguf_type_for_codec(q.spec.to_string(), l.out_features, l.in_features);
+                }
+            }
+            *bytes = export_gguf(model, path, go, &p).file_bytes;
+            break;
+        }
+        }
+    });
+    connect(job, &JobRunner::finished, this, [this, request, bytes] { emit exported(request.path, qint64(*bytes)); });
+    return job;
+}
+
+JobRunner* WorkbenchSession::trainQat(const QatRequest& request) {
+    auto state = s_;
+    const DataSettings data = data_;
+    struct Out {
+        std::map<std::size_t, QuantizedTensor> tensors;
+        std::vector<LayerResult> results;
+    };
+    auto out = std::make_shared<Out>();
+    QPointer<WorkbenchSession> self(this);
+    JobRunner* job = jobs_->enqueue(tr("QAT (%1, %2 tokens)").arg(request.blockwise ? tr("block-wise") : tr("end-to-end"), request.tokens),
+                                    [state, data, request, out, self](ProgressSink& p) {
+        if (!state->model) throw Error("open a model first");
+        if (state->tensors.empty()) throw Error("QAT starts from quantized layers: quantize the selected layers with paretoq, lcqat or liftquant first");
+        for (const auto& [index, q] : state->tensors)
+            if (!qat_supports(q.spec.codec()))
+                throw Error("QAT cannot train " + state->model->layers().at(index).name + " (" + q.spec.to_string() +
+                            "): quantize with paretoq, lcqat or liftquant");
+        if (data.calibPath.isEmpty()) throw Error("QAT trains on the calibration text (Data panel)");
+        const auto train = file_tokens(*state->tok, data.calibPath, 0);
+        const auto heldout = file_tokens(*state->tok, data.evalPath, data.evalTokens);
+        QatOptions o;
+        o.mode = request.blockwise ? QatMode::Block : QatMode::EndToEnd;
+        o.tokens = parse_token_budget(utf8(request.tokens), int64_t(train.size()));
+        o.lr = request.lr;
+        o.scale_lr = request.scaleLr;
+        if (data.context > 0) o.ctx = data.context;
+        // Steps reach the chart through queued calls (TrainingCurves buffers and repaints on its own timer).
+        const QatCallback callback = [self](const QatProgress& step) {
+            QMetaObject::invokeMethod(self, [self, step] {
+                if (self) emit self->qatStep(step.step, step.loss, step.heldout_kl);
+            }, Qt::QueuedConnection);
+        };
+        auto& model = *state->model;
+        QatResult r = train_qat(model, state->tensors, train, heldout, o, callback, &p);
+        // The trained layers replace the PTQ ones; their weight errors are measured again.
+        for (auto& [index, q] : r.tensors) {
+            LayerResult lr;
+            lr.layer = index;
+            lr.name = model.layers().at(index).name;
+            lr.spec = q.spec;
+            lr.metrics = compare_weights(model.original_weight(index), model.weight(index), at::Tensor());
+            lr.metrics.code_bits_per_weight = q.code_bits_per_weight();
+            lr.metrics.total_bits_per_weight = q.total_bits_per_weight();
+            out->results.push_back(lr);
+        }
+        out->tensors = std::move(r.tensors);
+    });
+    emit qatStarted();
+    connect(job, &JobRunner::finished, this, [this, state, out] {
+        for (auto& [index, q] : out->tensors) state->tensors[index] = std::move(q);
+        state->results = std::move(out->results);
+        if (state == s_) emit quantized();
+    });
+    return job;
+}
+
+}  // namespace quench::gui

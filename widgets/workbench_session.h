@@ -1,0 +1,144 @@
+#pragma once
+// The workbench's document (Tiled's MapDocument): the loaded model and tokenizer, the data settings, the
+// latest quantize / sensitivity / evaluation results and the user's allocation constraints. Every engine
+// operation is a method that queues a job on the JobQueue; the job works on copies or on the model alone
+// and hands its result back on the GUI thread, where the matching signal tells the panels. Torch stays in
+// the .cpp: this header names core's result types only by declaration.
+#include <QObject>
+#include <QString>
+#include <QStringList>
+
+#include <map>
+#include <memory>
+#include <vector>
+
+#include "alloc/allocation_spec.h"
+#include "model/layer_registry.h"
+
+namespace quench {
+class Tokenizer;
+struct Allocation;
+struct KlReport;
+struct LayerResult;
+class Measurements;
+}  // namespace quench
+
+namespace quench::gui {
+
+class JobQueue;
+class JobRunner;
+
+// Where the calibration and evaluation tokens come from and how the model is run on them.
+struct DataSettings {
+    QString calibPath, evalPath;
+    qint64 calibTokens = 4096;  // calibration tokens used (GPTQ Hessians, output error, sensitivity capture)
+    qint64 evalTokens = 2048;   // evaluation tokens used (KL, perplexity, sensitivity KL sample)
+    qint64 context = 0;         // window length; 0 = min(model max positions, 512)
+};
+
+// One quantized layer's numbers as the panels show them (torch-free copy of quench::LayerResult).
+struct LayerOutcome {
+    QString spec;
+    double bitsPerWeight = 0;    // total bits per weight (codes, scales, ...)
+    double relError = 0;         // ||W - W'||_F / ||W||_F
+    double sqnrDb = 0;
+    double outputRelError = -1;  // on calibration rows; -1 without calibration text
+};
+
+// The QAT section of the method panel.
+struct QatRequest {
+    bool blockwise = false;   // false: end-to-end
+    QString tokens;           // budget as core parses it: "200k", "10%@train"
+    double lr = 1e-4, scaleLr = 1e-3;
+};
+
+enum class ExportFormat { Packed = 1, Hf, Gguf };
+
+struct ExportRequest {
+    ExportFormat format = ExportFormat::Packed;
+    QString path;          // directory (packed, hf) or .gguf file
+    bool replace = false;  // replace an earlier export at path
+    bool bf16 = false;     // hf: BF16 instead of F16
+    QString ggufType;      // gguf: default ggml type name; empty = nearest to each layer's codec
+};
+
+class WorkbenchSession : public QObject {
+    Q_OBJECT
+
+public:
+    explicit WorkbenchSession(JobQueue* jobs, QObject* parent = nullptr);
+    ~WorkbenchSession() override;
+
+    JobQueue* jobs() const { return jobs_; }
+    bool hasModel() const;
+    QString modelDir() const;
+    QString modelSummary() const;                // "LlamaForCausalLM, 2 blocks, 656k params"
+    const quench::LayerRegistry& layers() const;  // empty without a model
+    int64_t maxPositions() const;
+
+    DataSettings& data() { return data_; }
+    const DataSettings& data() const { return data_; }
+    qint64 calibTokenCount() const { return calibCount_; }  // -1 until counted
+    qint64 evalTokenCount() const { return evalCount_; }
+    QString projectPath() const { return projectPath_; }  // .h5 file runs are recorded in; empty = none
+    void setProjectPath(const QString& path) { projectPath_ = path; }
+
+    // Latest results (empty until a job produced them).
+    const std::vector<quench::LayerResult>& layerResults() const;
+    const quench::Measurements& measurements() const;
+    bool hasKl() const;
+    const quench::KlReport& klReport() const;
+    std::map<std::size_t, LayerOutcome> layerOutcomes() const;  // by registry index
+    QStringList measuredSpecs(const QString& layer) const;      // available sensitivity candidates
+    double totalBitsPerWeight() const;  // of the latest quantize result; 0 without one
+    const quench::Tokenizer* tokenizer() const;             // nullptr without a model
+    const std::vector<int32_t>& evaluatedTokens() const;    // the text the latest KL report scored
+    std::vector<float> originalWeights(std::size_t layer) const;  // full-precision weights, row-major
+    QString lastRunId() const { return lastRunId_; }
+
+    // Pins and per-layer bit ranges from the layer tree; they feed the allocation problem.
+    quench::AllocConstraints& constraints() { return constraints_; }
+    const quench::AllocConstraints& constraints() const { return constraints_; }
+    // The measurements as an allocation problem with the constraints applied; throws quench::Error.
+    quench::AllocationSpec allocationSpec() const;
+
+    // Bits per weight a spec costs on the given layers (weighted by size), without quantizing. Throws
+    // quench::Error for a bad spec or a shape the codec does not support.
+    double estimateBitsPerWeight(const std::string& spec, const std::vector<std::size_t>& layers) const;
+    // Size estimate in bytes of an export of the current state (before writing).
+    double estimateExportBytes(const ExportRequest& request) const;
+
+    // Jobs. Each returns the queued job; errors arrive through its failed signal.
+    JobRunner* loadModel(const QString& dir);
+    JobRunner* countTokens();
+    JobRunner* quantize(const std::vector<std::size_t>& layers, const QString& spec);
+    JobRunner* applyAllocation(const quench::Allocation& allocation);
+    JobRunner* measureSensitivity(const std::vector<std::size_t>& layers, const QStringList& candidates);
+    JobRunner* evaluate();
+    JobRunner* exportModel(const ExportRequest& request);
+    // Fine-tunes the quantized layers (paretoq, lcqat or liftquant PTQ results) on the calibration text.
+    JobRunner* trainQat(const QatRequest& request);
+
+signals:
+    void modelLoaded();
+    void tokensCounted();
+    void quantized();
+    void sensitivityMeasured();
+    void evaluated();
+    void exported(const QString& path, qint64 bytes);
+    void constraintsChanged();
+    void qatStarted();
+    // One training step (from the engine's callback, queued to the GUI thread); heldoutKl < 0: not measured.
+    void qatStep(qint64 step, double loss, double heldoutKl);
+
+private:
+    struct State;
+    JobQueue* jobs_;
+    std::shared_ptr<State> s_;  // shared with running jobs' continuations
+    DataSettings data_;
+    qint64 calibCount_ = -1, evalCount_ = -1;
+    QString projectPath_, lastRunId_;
+    quench::AllocConstraints constraints_;
+};
+
+}  // namespace quench::gui
