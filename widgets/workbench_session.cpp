@@ -260,8 +260,6 @@ JobRunner* WorkbenchSession::countTokens() {
     return job;
 }
 
-namespace {
-
 struct QuantizeOut {
     QuantizeResult result;
     bool has_kl = false;
@@ -269,6 +267,8 @@ struct QuantizeOut {
     std::vector<int32_t> kl_tokens;
     std::string run_id;
 };
+
+namespace {
 
 // The quantize job: restore, quantize the plan, evaluate when there is evaluation text, and record the run
 // in the project file when there is one (as `quench-cli quantize --out`).
@@ -340,7 +340,12 @@ JobRunner* WorkbenchSession::quantize(const std::vector<std::size_t>& layers, co
         const CodecSpec cs = CodecSpec::parse(text);
         run_quantize(*state->model, *state->tok, uniform_plan(chosen, cs), data, project, cs.to_string(), *out, p);
     });
-    auto apply = [this, state, out] {
+    connectQuantizeJob(job, state, out);
+    return job;
+}
+
+void WorkbenchSession::connectQuantizeJob(JobRunner* job, std::shared_ptr<State> state, std::shared_ptr<QuantizeOut> out) {
+    connect(job, &JobRunner::finished, this, [this, state, out] {
         state->total_bpw = out->result.total_bits_per_weight();  // before the layers are moved out
         state->results = std::move(out->result.layers);
         state->tensors = std::move(out->result.tensors);
@@ -352,25 +357,18 @@ JobRunner* WorkbenchSession::quantize(const std::vector<std::size_t>& layers, co
             emit quantized();
             if (state->has_kl) emit evaluated();
         }
-    };
-    connect(job, &JobRunner::finished, this, apply);
-    // A failed quantize restored every weight: the earlier results no longer describe the model.
-    connect(job, &JobRunner::failed, this, [this, state] {
-        state->results.clear();
-        state->tensors.clear();
-        state->total_bpw = 0;
-        state->has_kl = false;
-        if (state == s_) emit quantized();
     });
-    connect(job, &JobRunner::cancelled, this, [this, state] {
+    // A failed or cancelled quantize restored every weight: the earlier results no longer describe the model.
+    auto forget = [this, state] {
         if (state->results.empty()) return;
         state->results.clear();
         state->tensors.clear();
         state->total_bpw = 0;
         state->has_kl = false;
         if (state == s_) emit quantized();
-    });
-    return job;
+    };
+    connect(job, &JobRunner::failed, this, forget);
+    connect(job, &JobRunner::cancelled, this, forget);
 }
 
 JobRunner* WorkbenchSession::applyAllocation(const Allocation& allocation) {
@@ -393,19 +391,7 @@ JobRunner* WorkbenchSession::applyAllocation(const Allocation& allocation) {
         run_quantize(*state->model, *state->tok, plan, data, project, "allocation at " + std::to_string(bpw) + " bpw",
                      *out, p);
     });
-    connect(job, &JobRunner::finished, this, [this, state, out] {
-        state->total_bpw = out->result.total_bits_per_weight();  // before the layers are moved out
-        state->results = std::move(out->result.layers);
-        state->tensors = std::move(out->result.tensors);
-        state->has_kl = out->has_kl;
-        state->kl = std::move(out->kl);
-        state->kl_tokens = std::move(out->kl_tokens);
-        if (state == s_) {
-            lastRunId_ = QString::fromStdString(out->run_id);
-            emit quantized();
-            if (state->has_kl) emit evaluated();
-        }
-    });
+    connectQuantizeJob(job, state, out);
     return job;
 }
 

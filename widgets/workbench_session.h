@@ -133,6 +133,8 @@ signals:
 
 private:
     struct State;
+    // Takes a quantize job's results into the session when it finishes; drops the old ones when it fails.
+    void connectQuantizeJob(JobRunner* job, std::shared_ptr<State> state, std::shared_ptr<struct QuantizeOut> out);
     JobQueue* jobs_;
     std::shared_ptr<State> s_;  // shared with running jobs' continuations
     DataSettings data_;

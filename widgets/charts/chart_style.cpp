@@ -1,5 +1,8 @@
 #include "chart_style.h"
 
+#include <QLabel>
+#include <QStackedLayout>
+
 #include <QtCharts/QAbstractAxis>
 #include <QtCharts/QChart>
 #include <QtCharts/QLegend>
@@ -75,6 +78,15 @@ QString formatValue(double v) {
     const double a = std::abs(v);
     if (a != 0 && (a < 1e-3 || a >= 1e6)) return QString::number(v, 'e', 3);
     return QString::number(v, 'g', 4);
+}
+
+QStackedLayout* noDataStack(QWidget* view, const QString& message, QWidget* parent) {
+    auto* noData = new QLabel(message, parent);
+    noData->setAlignment(Qt::AlignCenter);
+    auto* stack = new QStackedLayout;
+    stack->addWidget(noData);
+    stack->addWidget(view);
+    return stack;
 }
 
 }  // namespace quench::gui

@@ -8,6 +8,8 @@
 #include <string>
 
 class QChart;
+class QStackedLayout;
+class QWidget;
 
 namespace quench::gui {
 
@@ -22,6 +24,8 @@ QColor scaleColor(double t);
 void applyPalette(QChart* chart, const QPalette& palette);
 // "model.layers.3.self_attn.q_proj" -> "3.q_proj": axis labels and legends must stay short to be legible.
 QString shortLayerName(const std::string& name);
+// The layout every chart shows: a centred `message` (page 0) until it has data, then `view` (page 1).
+QStackedLayout* noDataStack(QWidget* view, const QString& message, QWidget* parent);
 // Numbers in tooltips and labels: 4 significant digits, scientific for very small or large values.
 QString formatValue(double v);
 

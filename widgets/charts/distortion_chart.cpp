@@ -81,11 +81,7 @@ DistortionChart::DistortionChart(QWidget* parent) : QWidget(parent) {
 
     view_ = new QChartView(this);
     view_->setRenderHint(QPainter::Antialiasing);
-    auto* noData = new QLabel(tr("No data: quantize some layers to see their distortion here."), this);
-    noData->setAlignment(Qt::AlignCenter);
-    stack_ = new QStackedLayout;
-    stack_->addWidget(noData);
-    stack_->addWidget(view_);
+    stack_ = noDataStack(view_, tr("No data: quantize some layers to see their distortion here."), this);
 
     auto* layout = new QVBoxLayout(this);
     layout->addLayout(controls);

@@ -55,11 +55,7 @@ RateDistortionChart::RateDistortionChart(QWidget* parent) : QWidget(parent) {
             [this](int i) { setMetric(RdMetric(metricBox_->itemData(i).toInt())); });
     view_ = new QChartView(this);
     view_->setRenderHint(QPainter::Antialiasing);
-    auto* noData = new QLabel(tr("No data: run a sensitivity measurement to see rate-distortion curves."), this);
-    noData->setAlignment(Qt::AlignCenter);
-    stack_ = new QStackedLayout;
-    stack_->addWidget(noData);
-    stack_->addWidget(view_);
+    stack_ = noDataStack(view_, tr("No data: run a sensitivity measurement to see rate-distortion curves."), this);
 
     auto* left = new QVBoxLayout;
     auto* metricRow = new QHBoxLayout;

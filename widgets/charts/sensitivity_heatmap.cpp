@@ -134,11 +134,7 @@ SensitivityHeatmap::SensitivityHeatmap(QWidget* parent) : QWidget(parent) {
     canvas_ = new HeatmapCanvas(this);
     canvas_->setToolTip(tr("Model KL divergence from full precision when only this layer is quantized with the "
                            "setting: how sensitive the model is to this layer. Darker is less sensitive."));
-    auto* noData = new QLabel(tr("No data: run a sensitivity measurement to see the heatmap."), this);
-    noData->setAlignment(Qt::AlignCenter);
-    stack_ = new QStackedLayout;
-    stack_->addWidget(noData);
-    stack_->addWidget(canvas_);
+    stack_ = noDataStack(canvas_, tr("No data: run a sensitivity measurement to see the heatmap."), this);
     auto* top = new QHBoxLayout;
     top->addWidget(new QLabel(tr("Setting:"), this));
     top->addWidget(candidateBox_, 1);

@@ -1,7 +1,6 @@
 #include "training_curves.h"
 
 #include <QEvent>
-#include <QLabel>
 #include <QStackedLayout>
 #include <QTimer>
 #include <QVBoxLayout>
@@ -56,11 +55,7 @@ TrainingCurves::TrainingCurves(QWidget* parent) : QWidget(parent) {
     view_->setToolTip(tr("Training loss: cross-entropy (or distillation loss) of the batches, per step. Held-out KL: "
                          "KL divergence of the quantized model from full precision on held-out text; the number "
                          "that matters, measured every few steps."));
-    auto* noData = new QLabel(tr("No data: the curves appear when quantization-aware training runs."), this);
-    noData->setAlignment(Qt::AlignCenter);
-    stack_ = new QStackedLayout;
-    stack_->addWidget(noData);
-    stack_->addWidget(view_);
+    stack_ = noDataStack(view_, tr("No data: the curves appear when quantization-aware training runs."), this);
     auto* layout = new QVBoxLayout(this);
     layout->setContentsMargins(0, 0, 0, 0);
     layout->addLayout(stack_);

@@ -1,7 +1,6 @@
 #include "weight_histogram.h"
 
 #include <QEvent>
-#include <QLabel>
 #include <QPainter>
 #include <QStackedLayout>
 #include <QVBoxLayout>
@@ -58,11 +57,7 @@ WeightHistogram::WeightHistogram(QWidget* parent) : QWidget(parent) {
     view_->setToolTip(tr("How many weights fall in each bin (blue) and the values the quantized weights can take "
                          "(red lines). Weights far from every line lose most when rounded; a grid wider than the "
                          "weights wastes levels."));
-    auto* noData = new QLabel(tr("No data: pick a layer to see its weight distribution."), this);
-    noData->setAlignment(Qt::AlignCenter);
-    stack_ = new QStackedLayout;
-    stack_->addWidget(noData);
-    stack_->addWidget(view_);
+    stack_ = noDataStack(view_, tr("No data: pick a layer to see its weight distribution."), this);
     auto* layout = new QVBoxLayout(this);
     layout->setContentsMargins(0, 0, 0, 0);
     layout->addLayout(stack_);
