@@ -6,7 +6,7 @@
 #include <QPlainTextEdit>
 #include <QComboBox>
 #include <QLineEdit>
-#include <QFileInfo>
+#include <QDir>
 #include <QMimeData>
 #include <QPushButton>
 #include <QSignalSpy>
@@ -115,8 +115,8 @@ private slots:
         QVERIFY(panel.acceptDrops());
         QVERIFY(panel.handleDrop(&mime));
         QCOMPARE(open.count(), 1);
-        // The panel reports the directory in canonical form (no "..").
-        QCOMPARE(open.at(0).at(0).toString(), QFileInfo(test::modelDir()).canonicalFilePath());
+        // The panel reports the directory without ".." (symbolic links are kept as the user named them).
+        QCOMPARE(open.at(0).at(0).toString(), QDir::cleanPath(test::modelDir()));
     }
 
     void dataPanelSettingsAndTokenCounts() {
