@@ -1,5 +1,10 @@
 // quench-cli eval MODEL --text FILE [--ref REF]: perplexity, or KL divergence against a reference model.
+// quench-cli eval --packed DIR --text FILE: perplexity of a packed checkpoint run through the packed
+// kernels, next to the same checkpoint dequantized and run dense in fp32, measured in the same process.
 // quench-cli generate MODEL --prompt TEXT: greedy continuation, a quick sanity check of a model.
+#include <fmt/format.h>
+
+#include <cmath>
 #include <iostream>
 
 #include "analysis/model_eval.h"
@@ -11,6 +16,7 @@
 #include "model/llama_model.h"
 #include "model/tokenizer.h"
 #include "output.h"
+#include "quant/packed_model.h"
 
 namespace quench::cli {
 namespace {
@@ -21,6 +27,52 @@ void add_eval_options(CLI::App* sub, EvalOptions& e) {
     sub->add_option("--max-tokens", e.max_tokens, "Evaluate only the first N tokens")->check(CLI::NonNegativeNumber);
     sub->add_option("--batch", e.batch, "Windows per forward pass")->check(CLI::PositiveNumber);
     sub->add_flag("--bos-per-window", e.bos_per_window, "Start every window with BOS (llama.cpp style)");
+}
+
+// The packed run and the dense run one after the other, never both models in memory at once.
+void eval_packed(const std::string& dir, const std::string& text, const EvalOptions& eval, const GlobalOptions& g,
+                 ProgressSink& progress) {
+    auto tok = load_tokenizer(dir);
+    const auto tokens = tokenize_text_file(*tok, text, /*add_bos=*/true);
+    PerplexityResult packed, dense;
+    int layers = 0;
+    uint64_t bytes = 0;
+    {
+        auto pm = PackedModel::load(dir, g.threads, &progress);
+        layers = pm->packed_layers();
+        bytes = pm->packed_bytes();
+        packed = evaluate_perplexity({&pm->model(), LlamaModel::Weights::Current, &pm->linear()}, tokens, eval,
+                                     tok->bos_id(), &progress);
+    }
+    {
+        auto model = LlamaModel::load(dir, &progress);  // the packed loader dequantizes every weight
+        dense = evaluate_perplexity({model.get()}, tokens, eval, tok->bos_id(), &progress);
+    }
+    const double rel = std::abs(packed.perplexity - dense.perplexity) / dense.perplexity;
+    const double speedup = packed.tokens_per_second / dense.tokens_per_second;
+    if (g.json) {
+        std::cout << nlohmann::json{{"packed", dir},
+                                    {"text", text},
+                                    {"packed_layers", layers},
+                                    {"packed_bytes", bytes},
+                                    {"kernels", to_json(packed)},
+                                    {"dense_fp32", to_json(dense)},
+                                    {"perplexity_rel_diff", rel},
+                                    {"speedup", speedup}}
+                         .dump(2)
+                  << "\n";
+        return;
+    }
+    Table t({"metric", "packed kernels", "dense fp32"});
+    t.add({"perplexity", fmt_num(packed.perplexity, 5), fmt_num(dense.perplexity, 5)});
+    t.add({"mean NLL (nats)", fmt_num(packed.nll_mean, 6), fmt_num(dense.nll_mean, 6)});
+    t.add({"throughput (tokens/s)", fmt_num(packed.tokens_per_second, 0), fmt_num(dense.tokens_per_second, 0)});
+    t.add({"time (s)", fmt_num(packed.seconds, 2), fmt_num(dense.seconds, 2)});
+    std::cout << "checkpoint: " << dir << " (" << layers << " packed layers, " << fmt_bytes(static_cast<double>(bytes))
+              << " of parts read by the kernels)\ntext: " << text << "\nprotocol: " << packed.protocol.describe()
+              << "\n"
+              << t.render() << "perplexity relative difference: " << fmt::format("{:.2e}", rel)
+              << "\nkernels vs dense speed: " << fmt_num(speedup, 3) << "x\n";
 }
 
 }  // namespace
@@ -45,17 +97,25 @@ void print_kl_table(const KlReport& r, const std::string& ref, const std::string
 Command add_eval_command(CLI::App& app, const GlobalOptions& g) {
     auto* sub = app.add_subcommand("eval", "Perplexity of a model on a text, or its KL divergence against --ref");
     struct Opts {
-        std::string model, text, ref, kl_out;
+        std::string model, text, ref, kl_out, packed;
         EvalOptions eval;
     };
     auto o = std::make_shared<Opts>();
-    sub->add_option("model", o->model, "HF model directory")->required();
+    auto* model_opt = sub->add_option("model", o->model, "HF model directory (or a packed checkpoint, dequantized)");
+    auto* packed_opt = sub->add_option(
+        "--packed", o->packed,
+        "Packed checkpoint directory: run it through the packed kernels and, in the same run, dequantized in "
+        "dense fp32; print both perplexities and throughputs");
+    model_opt->excludes(packed_opt);
+    packed_opt->excludes(model_opt);
     sub->add_option("--text", o->text, "UTF-8 evaluation text file")->required();
-    sub->add_option("--ref", o->ref, "Reference model directory: report KL(ref || model) in lockstep");
+    sub->add_option("--ref", o->ref, "Reference model directory: report KL(ref || model) in lockstep")->excludes(packed_opt);
     sub->add_option("--kl-out", o->kl_out, "With --ref: also write the per-token KL vector as JSON to this file");
     add_eval_options(sub, o->eval);
     return {sub, [o, &g] {
                 StderrProgress progress(g.quiet || g.json);
+                if (!o->packed.empty()) return eval_packed(o->packed, o->text, o->eval, g, progress);
+                if (o->model.empty()) throw Error("eval: give a model directory or --packed DIR");
                 auto model = LlamaModel::load(o->model, &progress);
                 auto tok = load_tokenizer(o->model);
                 const auto tokens = tokenize_text_file(*tok, o->text, /*add_bos=*/true);

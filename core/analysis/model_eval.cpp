@@ -44,20 +44,20 @@ int64_t run_windows(ModelSide a, const ModelSide* b, const std::vector<int32_t>&
             if (bos) acc[r][0] = bos_id;
             for (int64_t p = 0; p < w.length; ++p) acc[r][p + off] = tokens[w.begin + p];
         }
-        auto ha = a.model->forward_hidden(input, nullptr, a.weights);
-        at::Tensor hb = b ? b->model->forward_hidden(input, nullptr, b->weights) : at::Tensor();
+        auto ha = a.model->forward_hidden(input, nullptr, a.weights, a.linear);
+        at::Tensor hb = b ? b->model->forward_hidden(input, nullptr, b->weights, b->linear) : at::Tensor();
         for (int64_t r = 0; r < B; ++r) {
             const auto& w = windows[i + r];
             // Input position q predicts input token q + 1; scored text position p is input token p + off.
             for (int64_t q0 = w.score_from + off - 1; q0 < w.length + off - 1; q0 += kPositionChunk) {
                 const int64_t n = std::min(kPositionChunk, w.length + off - 1 - q0);
                 auto target = input[r].narrow(0, q0 + 1, n);
-                auto la = torch::log_softmax(a.model->logits(ha[r].narrow(0, q0, n), a.weights), -1);
+                auto la = torch::log_softmax(a.model->logits(ha[r].narrow(0, q0, n), a.weights, a.linear), -1);
                 ChunkStats s;
                 auto ta = la.gather(1, target.unsqueeze(1)).squeeze(1);
                 s.nll_ref = -ta;
                 if (b) {
-                    auto lb = torch::log_softmax(b->model->logits(hb[r].narrow(0, q0, n), b->weights), -1);
+                    auto lb = torch::log_softmax(b->model->logits(hb[r].narrow(0, q0, n), b->weights, b->linear), -1);
                     auto tb = lb.gather(1, target.unsqueeze(1)).squeeze(1);
                     s.nll_test = -tb;
                     s.kl = (la.exp() * (la - lb)).sum(-1).clamp_min(0.0);

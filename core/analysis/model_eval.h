@@ -12,10 +12,12 @@ namespace quench {
 
 class ProgressSink;
 
-// One side of an evaluation: a model and which of its weight sets to run.
+// One side of an evaluation: a model, which of its weight sets to run, and optionally an override that
+// computes some linear layers instead (quant/packed_model.h: packed kernels reading a quantized checkpoint).
 struct ModelSide {
     const LlamaModel* model = nullptr;
     LlamaModel::Weights weights = LlamaModel::Weights::Current;
+    const LinearOverride* linear = nullptr;
 };
 
 struct PerplexityResult {

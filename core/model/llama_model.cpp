@@ -3,6 +3,8 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <limits>
+#include <set>
 
 #include "common/error.h"
 #include "io/packed_loader.h"
@@ -60,11 +62,16 @@ std::unique_ptr<LlamaModel> LlamaModel::load(const std::string& dir, ProgressSin
 }
 
 LlamaModel::LlamaModel(ModelConfig config, Checkpoint checkpoint)
-    : LlamaModel(std::move(config), std::move(checkpoint), {}) {}
+    : LlamaModel(std::move(config), std::move(checkpoint), {}, {}) {}
 
 LlamaModel::LlamaModel(ModelConfig config, Checkpoint checkpoint, std::map<std::string, at::Tensor> decoded)
+    : LlamaModel(std::move(config), std::move(checkpoint), std::move(decoded), {}) {}
+
+LlamaModel::LlamaModel(ModelConfig config, Checkpoint checkpoint, std::map<std::string, at::Tensor> decoded,
+                       const std::vector<std::string>& external)
     : config_(std::move(config)), checkpoint_(std::move(checkpoint)) {
     const auto& c = config_;
+    std::set<std::string> outside(external.begin(), external.end());
     auto fetch = [&](const std::string& name, std::vector<int64_t> shape) {
         tensor_names_.push_back(name);
         at::Tensor t;
@@ -83,7 +90,13 @@ LlamaModel::LlamaModel(ModelConfig config, Checkpoint checkpoint, std::map<std::
     };
     std::vector<LayerInfo> infos;
     auto add_linear = [&](const std::string& name, int block, LayerKind kind, int64_t out, int64_t in) {
-        weights_.push_back(fetch(name + ".weight", {out, in}));
+        if (outside.erase(name + ".weight")) {
+            tensor_names_.push_back(name + ".weight");
+            decoded_names_.push_back(name + ".weight");
+            weights_.push_back(torch::full({1}, std::numeric_limits<float>::quiet_NaN()).expand({out, in}));
+        } else {
+            weights_.push_back(fetch(name + ".weight", {out, in}));
+        }
         infos.push_back(LayerInfo{name, block, kind, out, in});
         return infos.size() - 1;
     };
@@ -114,6 +127,9 @@ LlamaModel::LlamaModel(ModelConfig config, Checkpoint checkpoint, std::map<std::
     if (!decoded.empty())
         throw Error(checkpoint_.dir() + ": decoded weight '" + decoded.begin()->first +
                     "' is not a weight this model reads");
+    if (!outside.empty())
+        throw Error(checkpoint_.dir() + ": external weight '" + *outside.begin() +
+                    "' is not a linear layer's weight this model reads");
     registry_ = LayerRegistry(std::move(infos));
     originals_ = weights_;
     inv_freq_ = rope_inv_freq(c);
@@ -171,14 +187,15 @@ at::Tensor LlamaModel::mlp(const Block& b, const at::Tensor& x, const Pass& pass
     return linear(b.down, torch::silu(gate) * up, at::Tensor(), pass);
 }
 
-at::Tensor LlamaModel::forward_hidden(const at::Tensor& tokens, const LinearInputHook* hook, Weights which) const {
+at::Tensor LlamaModel::forward_hidden(const at::Tensor& tokens, const LinearInputHook* hook, Weights which,
+                                     const LinearOverride* override) const {
     if (tokens.dim() != 2) throw Error("forward: tokens must be [batch, seq]");
     torch::NoGradGuard no_grad;
     const int64_t T = tokens.size(1);
     if (tokens.numel() > 0 && (tokens.min().item<int64_t>() < 0 || tokens.max().item<int64_t>() >= config_.vocab_size))
         throw Error("forward: token id out of range [0, " + std::to_string(config_.vocab_size) + ")");
     auto [cos, sin] = rope_tables(config_, inv_freq_, T);
-    const Pass pass{which == Weights::Original ? originals_ : weights_, hook, cos, sin};
+    const Pass pass{which == Weights::Original ? originals_ : weights_, hook, cos, sin, override};
     auto x = embed_.index_select(0, tokens.reshape({-1}).to(torch::kLong)).view({tokens.size(0), T, -1});
     const double eps = config_.rms_norm_eps;
     for (const auto& b : blocks_) {
@@ -191,8 +208,12 @@ at::Tensor LlamaModel::forward_hidden(const at::Tensor& tokens, const LinearInpu
     return out;
 }
 
-at::Tensor LlamaModel::logits(const at::Tensor& hidden, Weights which) const {
+at::Tensor LlamaModel::logits(const at::Tensor& hidden, Weights which, const LinearOverride* override) const {
     torch::NoGradGuard no_grad;
+    if (override && *override) {
+        at::Tensor y = (*override)(registry_.size() - 1, hidden);
+        if (y.defined()) return y;
+    }
     return torch::nn::functional::linear(hidden, which == Weights::Original ? originals_.back() : weights_.back());
 }
 

@@ -40,6 +40,12 @@ public:
     // packed checkpoint stores those as codec parts, not as tensors the checkpoint could map. Throws when a
     // decoded name is not a weight this model reads.
     LlamaModel(ModelConfig config, Checkpoint checkpoint, std::map<std::string, at::Tensor> decoded);
+    // As above, and the weights named in `external` are neither read nor held: a LinearOverride given to
+    // every pass computes those layers (quant/packed_model.h runs them through the packed kernels). Each
+    // stands in as a zero-stride NaN tensor of its shape, which costs no memory and turns a pass without
+    // the override into NaN rather than plausible numbers. Throws when a name is not a linear weight.
+    LlamaModel(ModelConfig config, Checkpoint checkpoint, std::map<std::string, at::Tensor> decoded,
+               const std::vector<std::string>& external);
     ~LlamaModel();
 
     const ModelConfig& config() const { return config_; }
@@ -56,11 +62,13 @@ public:
     // checkpoint's originals. Lets one loaded model serve as both sides of a KL comparison.
     enum class Weights { Current = 1, Original };
 
-    // tokens: int64 [batch, seq]. Returns the final-normed hidden states [batch, seq, hidden].
+    // tokens: int64 [batch, seq]. Returns the final-normed hidden states [batch, seq, hidden]. An override
+    // computes the linear layers it answers for (packed kernels reading a quantized checkpoint).
     at::Tensor forward_hidden(const at::Tensor& tokens, const LinearInputHook* hook = nullptr,
-                              Weights which = Weights::Current) const;
+                              Weights which = Weights::Current, const LinearOverride* override = nullptr) const;
     // Logits for hidden states [..., hidden] -> [..., vocab]; callers chunk over positions to bound memory.
-    at::Tensor logits(const at::Tensor& hidden, Weights which = Weights::Current) const;
+    at::Tensor logits(const at::Tensor& hidden, Weights which = Weights::Current,
+                      const LinearOverride* override = nullptr) const;
     at::Tensor forward(const at::Tensor& tokens) const { return logits(forward_hidden(tokens)); }
 
     // Training passes (QAT). Unlike forward_hidden and logits they leave grad mode to the caller, so a

@@ -1,5 +1,6 @@
 #include "quant/packed_linear.h"
 
+#include <ATen/Parallel.h>
 #include <torch/torch.h>
 
 #include "common/error.h"
@@ -39,9 +40,20 @@ at::Tensor PackedLinear::forward(const at::Tensor& x) const {
     const float* xp = flat.data_ptr<float>();
     float* yp = y.data_ptr<float>();
     constexpr int64_t kMaxBatch = 8;
-    for (int64_t r = 0; r < n; r += kMaxBatch) {
-        const int64_t b = std::min(kMaxBatch, n - r);
-        kernel_gemv(s_->view, xp + r * in, yp + r * out, b, s_->options);
+    if (n <= kMaxBatch) {
+        kernel_gemv(s_->view, xp, yp, n, s_->options);  // decode: the kernel threads over output rows
+    } else {
+        // Prefill: batches of rows in parallel on torch's pool, one thread each, which costs no thread
+        // start per call (a small layer's call is shorter than starting a thread).
+        kernels::CpuOptions one = s_->options;
+        one.threads = 1;
+        const int64_t batches = (n + kMaxBatch - 1) / kMaxBatch;
+        at::parallel_for(0, batches, 1, [&](int64_t b0, int64_t b1) {
+            for (int64_t bi = b0; bi < b1; ++bi) {
+                const int64_t r = bi * kMaxBatch, b = std::min(kMaxBatch, n - r);
+                kernel_gemv(s_->view, xp + r * in, yp + r * out, b, one);
+            }
+        });
     }
     shape.back() = out;
     return y.reshape(shape);

@@ -1,7 +1,7 @@
 #pragma once
 // y = x W^T computed by the packed kernels straight from a QuantizedTensor's parts, as a runtime reading
-// a packed checkpoint would: W is never materialised. Rows of x go through the kernels' GEMV eight at a
-// time (their batch limit), threaded over output rows inside each call.
+// a packed checkpoint would: W is never materialised. Up to eight rows of x (the kernels' batch limit) go
+// through one GEMV call threaded over output rows; longer inputs run their batches of eight in parallel.
 #include <ATen/core/Tensor.h>
 
 #include <memory>

@@ -49,9 +49,9 @@ TEST(CliPipeline, QuantizeRecordExportReload) {
     const auto& first = *layers.begin();  // any column: one value per quantized layer
     EXPECT_EQ(first.size(), 14u);
     EXPECT_NEAR(show["tables"]["kl"]["ppl_test"][0].get<double>(), ppl_quantized, 1e-9 * ppl_quantized);
-    const auto table = run_cli("show " + study);
-    ASSERT_EQ(table.code, 0) << table.err;
-    EXPECT_NE(table.out.find("model.layers.1.mlp.down_proj"), std::string::npos) << table.out;
+    const auto shown = run_cli("show " + study);
+    ASSERT_EQ(shown.code, 0) << shown.err;
+    EXPECT_NE(shown.out.find("model.layers.1.mlp.down_proj"), std::string::npos) << shown.out;
 
     const auto packed = json_of(run_cli("export " + study + " --format packed --out " + dir.file("packed") + " --json"));
     EXPECT_EQ(packed["quantized_tensors"], 14);
@@ -59,6 +59,22 @@ TEST(CliPipeline, QuantizeRecordExportReload) {
     const auto reloaded = json_of(run_cli("eval " + dir.file("packed") + " --text " + kEval +
                                           " --ctx 128 --max-tokens 2000 --json"));
     EXPECT_LT(rel(reloaded["result"]["perplexity"], ppl_quantized), 1e-6);
+    // Through the packed kernels, next to the same checkpoint dequantized and run dense in the same process.
+    const auto kernels = json_of(run_cli("eval --packed " + dir.file("packed") + " --text " + kEval +
+                                         " --ctx 128 --max-tokens 2000 --json"));
+    EXPECT_EQ(kernels["packed_layers"], 14);
+    EXPECT_LT(rel(kernels["dense_fp32"]["perplexity"], ppl_quantized), 1e-6);
+    EXPECT_LT(rel(kernels["kernels"]["perplexity"], ppl_quantized), 1e-3);
+    EXPECT_NEAR(kernels["perplexity_rel_diff"].get<double>(),
+                rel(kernels["kernels"]["perplexity"], kernels["dense_fp32"]["perplexity"]), 1e-12);
+    EXPECT_GT(kernels["kernels"]["tokens_per_second"].get<double>(), 0.0);
+    EXPECT_NEAR(kernels["speedup"].get<double>(),
+                kernels["kernels"]["tokens_per_second"].get<double>() /
+                    kernels["dense_fp32"]["tokens_per_second"].get<double>(), 1e-9);
+    const auto table = run_cli("eval --packed " + dir.file("packed") + " --text " + kEval + " --ctx 128 --max-tokens 500");
+    ASSERT_EQ(table.code, 0) << table.err;
+    EXPECT_NE(table.out.find("packed kernels"), std::string::npos) << table.out;
+    EXPECT_NE(table.out.find("14 packed layers"), std::string::npos) << table.out;
 
     json_of(run_cli("export " + study + ":run-0001 --format hf --out " + dir.file("hf") + " --json"));
     const auto hf = json_of(run_cli("eval " + dir.file("hf") + " --text " + kEval + " --ctx 128 --max-tokens 2000 --json"));
@@ -100,6 +116,13 @@ TEST(CliPipeline, FailuresAreRecordedAndNamed) {
     EXPECT_NE(no_tensors.err.find("no complete run with stored quantized tensors"), std::string::npos) << no_tensors.err;
     const auto plain = run_cli("export " + kModel + " --format packed --out " + dir.file("p"));
     EXPECT_NE(plain.err.find("no quantized tensors to pack"), std::string::npos) << plain.err;
+    const auto unpacked = run_cli("eval --packed " + kModel + " --text " + kEval);
+    EXPECT_NE(unpacked.code, 0);
+    EXPECT_NE(unpacked.err.find(kModel + "/config.json"), std::string::npos) << unpacked.err;
+    EXPECT_NE(unpacked.err.find("not a packed Quench checkpoint"), std::string::npos) << unpacked.err;
+    const auto both_models = run_cli("eval " + kModel + " --packed " + kModel + " --text " + kEval);
+    EXPECT_NE(both_models.code, 0);
+    EXPECT_NE(both_models.err.find("excludes"), std::string::npos) << both_models.err;
     const auto missing = run_cli("show " + study + " run-0042");
     EXPECT_NE(missing.code, 0);
     EXPECT_NE(missing.err.find("run-0042"), std::string::npos) << missing.err;
