@@ -4,6 +4,7 @@
 //     4-bit: byte p < 16 holds the low nibble of code byte p (column 2p), byte 16 + p its high nibble
 //     2-bit: byte 8k + i holds bits 2k..2k+1 of code byte i (column 4i + k)
 //     1-bit: byte 4j + t holds bit j of code byte t (column 8t + j)
+//     3-bit: column order; the run's 12 bytes are spread to 16-bit lanes of two codes each (see Bits3)
 // Other widths and trits keep column order and are decoded one code at a time (correct, not fast).
 // Blocks of 64 or 128 columns are two or four such runs of 32 sharing one scale. Both paths compute the same
 // integer block dots and the same fp32 operations in the same order; every fp32 step is an explicit
@@ -25,7 +26,7 @@ constexpr int64_t QB = kInt8Block;
 
 [[noreturn]] void bad(const std::string& what) { throw std::invalid_argument("grid view (int8): " + what); }
 
-enum class Layout { Natural, Plane4, Plane2, Plane1 };
+enum class Layout { Natural, Plane4, Plane2, Plane1, Bits3 };
 
 Layout layout_of(const GridView& w) {
     if (w.kind == GridKind::Ternary) return Layout::Natural;
@@ -33,6 +34,7 @@ Layout layout_of(const GridView& w) {
         case 4: return Layout::Plane4;
         case 2: return Layout::Plane2;
         case 1: return Layout::Plane1;
+        case 3: return Layout::Bits3;
         default: return Layout::Natural;
     }
 }
@@ -126,8 +128,28 @@ inline int32_t group_o(const GridView& w, const BlockPlan& bp, const IntLevel& l
                : lv.o;
 }
 
+// detail::trit_at for every byte value and position (5 trits per byte, first least significant): a lookup
+// instead of two divisions per code.
+struct TritTable {
+    uint8_t t[256][5];
+    TritTable() {
+        for (int v = 0; v < 256; ++v)
+            for (int i = 0, x = v; i < 5; ++i, x /= 3) t[v][i] = static_cast<uint8_t>(x % 3);
+    }
+};
+
 // Codes of the block at stream element e0 (n of them, zero past), one at a time, in the layout's byte order.
 void decode_block_generic(const GridView& w, Layout l, int64_t e0, int n, uint8_t* u) {
+    if (w.kind == GridKind::Ternary) {  // column order (layout_of)
+        static const TritTable table;
+        int64_t byte = e0 / 5;
+        int pos = static_cast<int>(e0 % 5);
+        for (int p = 0; p < QB; ++p) {
+            u[p] = p < n ? table.t[w.codes[byte]][pos] : 0;
+            if (++pos == 5) pos = 0, ++byte;
+        }
+        return;
+    }
     for (int p = 0; p < QB; ++p) {
         const int c = col_of(l, p);
         u[p] = c >= n ? 0
@@ -188,6 +210,22 @@ QK_AVX2 inline __attribute__((always_inline)) __m256i decode_block_fast(const ui
         std::memcpy(&v, p, 4);
         return _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(v), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)),
                                 _mm256_set1_epi8(0x01));
+    } else if constexpr (L == Layout::Bits3) {
+        // 32 codes in 12 bytes. 16-bit lane h takes bytes (6h) >> 3 and the next, which hold codes 2h and
+        // 2h + 1 at bit (6h) & 7 (0, 6, 4 or 2); a multiply puts the pair's 6 bits at the top of the lane, a
+        // shift brings them down, and the two codes are split into the lane's low and high byte. Byte 12
+        // (read by the last lane only for bits it discards) is zero: nothing past the run is loaded.
+        int64_t lo;
+        int32_t hi;
+        std::memcpy(&lo, p, 8);
+        std::memcpy(&hi, p + 8, 4);
+        const __m256i v = _mm256_broadcastsi128_si256(_mm_insert_epi32(_mm_cvtsi64_si128(lo), hi, 2));
+        const __m256i idx = _mm256_setr_epi8(0, 1, 0, 1, 1, 2, 2, 3, 3, 4, 3, 4, 4, 5, 5, 6,  //
+                                             6, 7, 6, 7, 7, 8, 8, 9, 9, 10, 9, 10, 10, 11, 11, 12);
+        const __m256i mul = _mm256_setr_epi16(1024, 16, 64, 256, 1024, 16, 64, 256, 1024, 16, 64, 256, 1024, 16, 64, 256);
+        const __m256i t = _mm256_srli_epi16(_mm256_mullo_epi16(_mm256_shuffle_epi8(v, idx), mul), 10);
+        return _mm256_or_si256(_mm256_and_si256(t, _mm256_set1_epi16(0x0007)),
+                               _mm256_and_si256(_mm256_slli_epi16(t, 5), _mm256_set1_epi16(0x0700)));
     } else {
         static_assert(Wide, "only 8-bit codes load directly in column order");
         return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
@@ -239,7 +277,7 @@ QK_AVX2 void group_params_avx2(const GridView& w, const BlockPlan& bp, const Int
 }
 
 // The S runs' partial sums added. With S > 1 the int16 pair sums of the runs are added before widening:
-// |sum| <= 4 * 2 * 15 * 127 < 32768, as only codes of 1, 2 or 4 bits take S > 1.
+// |sum| <= 4 * 2 * 15 * 127 < 32768, as only codes of 1, 2, 3 or 4 bits take S > 1.
 template <int S, bool Wide>
 QK_AVX2 inline __attribute__((always_inline)) __m256i block_dot(const __m256i (&u)[S], const int8_t* q) {
     const auto run = [&](int sb) QK_AVX2 { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + sb * QB)); };
@@ -384,6 +422,7 @@ void rows_avx2_any(const GridView& w, const BlockPlan& bp, Layout l, const Int8A
         case Layout::Plane4: return rows_avx2_batch<S, Layout::Plane4, false>(w, bp, a, y, batch, r0, r1);
         case Layout::Plane2: return rows_avx2_batch<S, Layout::Plane2, false>(w, bp, a, y, batch, r0, r1);
         case Layout::Plane1: return rows_avx2_batch<S, Layout::Plane1, false>(w, bp, a, y, batch, r0, r1);
+        case Layout::Bits3: return rows_avx2_batch<S, Layout::Bits3, false>(w, bp, a, y, batch, r0, r1);
         default:
             if (wide) return rows_avx2_batch<S, Layout::Natural, true>(w, bp, a, y, batch, r0, r1);
             return rows_avx2_batch<S, Layout::Natural, false>(w, bp, a, y, batch, r0, r1);

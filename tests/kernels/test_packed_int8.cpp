@@ -29,14 +29,16 @@ namespace {
 
 // Activation blocks of 128 (groups of 128), 64 and 32; per-row groups of odd widths (250, 4100,
 // 1003: a short last block), tails, rows starting mid-byte (3-bit, trits,
-// cols not a multiple of 32), every grid kind and the 8-bit widening path.
+// cols not a multiple of 32), every grid kind, 3-bit rows on byte boundaries (the fast 3-bit decoder
+// with blocks of 128) and the 8-bit widening path.
 const std::vector<PackedCase>& grid_cases() {
     static const std::vector<PackedCase> c = make_cases({
         {"rtn:b=4,g=128", 9, 256},       {"rtn:b=4,g=128,sym", 17, 384},  {"rtn:b=2,g=64", 19, 192},
         {"rtn:b=2,g=32,sym", 7, 96},     {"rtn:b=3,g=64", 13, 192},       {"rtn:b=8,g=0", 7, 1001},
         {"rtn:b=5,g=0", 11, 77},         {"rtn:b=2,g=0,sym", 5, 13},      {"paretoq:b=1", 23, 1003},
         {"paretoq:b=1.58", 29, 517},     {"paretoq:b=2", 31, 250},        {"paretoq:b=4", 10, 4100},
-        {"paretoq:b=3", 6, 99},          {"gptq:b=2,g=32,grid=paretoq", 12, 160}});
+        {"paretoq:b=3", 6, 99},          {"gptq:b=2,g=32,grid=paretoq", 12, 160},
+        {"rtn:b=3,g=128,sym", 5, 512},   {"paretoq:b=3", 4, 256}});  // 3-bit runs decoded 32 at a time
     return c;
 }
 

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <thread>
 #include <vector>
 
@@ -11,19 +12,24 @@
 
 namespace quench::kernels::detail {
 
+// body(i) for i in [0, n) on n threads of a pool kept for the process (worker_pool.cpp); the calling thread
+// runs i = 0. Returns when every chunk is done; rethrows the first exception a chunk threw.
+void run_chunks(int n, const std::function<void(int)>& body);
+
 // Splits [0, n) into contiguous chunks, one per thread; the calling thread takes the first chunk.
 template <typename F>
 void parallel_rows(int64_t n, int threads, F&& body) {
     int t = threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     t = static_cast<int>(std::min<int64_t>(t, std::max<int64_t>(n, 1)));
-    const int64_t chunk = (n + t - 1) / t;
-    std::vector<std::thread> pool;
-    for (int i = 1; i < t; ++i) {
-        const int64_t b = i * chunk, e = std::min(n, b + chunk);
-        if (b < e) pool.emplace_back([&, b, e] { body(b, e); });
+    if (t <= 1) {
+        body(int64_t{0}, n);
+        return;
     }
-    body(0, std::min(n, chunk));
-    for (auto& th : pool) th.join();
+    const int64_t chunk = (n + t - 1) / t;
+    run_chunks(t, [&](int i) {
+        const int64_t b = i * chunk, e = std::min(n, b + chunk);
+        if (b < e) body(b, e);
+    });
 }
 
 // Resolves CpuPath::Auto; std::invalid_argument when Avx2 is forced on a CPU without it.

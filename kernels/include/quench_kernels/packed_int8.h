@@ -6,8 +6,8 @@
 //
 // Activation quantization: the columns of every weight group are cut into blocks (the last block of a
 // group may be shorter) of int8_block_cols(w) columns: 128 when the group is a multiple of 128 (per-row
-// groups of such widths included), else 64 when a multiple of 64, else 32, for codes of 1, 2 and 4 bits
-// (and LC-QAT's and LiftQuant's grids); 32 for other widths and trits. Larger blocks halve the per-block
+// groups of such widths included), else 64 when a multiple of 64, else 32, for codes of 1, 2, 3 and 4
+// bits (and LC-QAT's and LiftQuant's grids); 32 for other widths and trits. Larger blocks halve the per-block
 // integer-to-float work; llama.cpp's K-quants use activation blocks of 256. Block k of vector b gets
 // d = max|x| / 127 and xq = round(x / d) (half away from zero) in -127..127.
 // So each activation is off by at most d / 2 and
