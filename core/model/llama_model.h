@@ -55,7 +55,8 @@ public:
     int64_t num_params() const;  // every weight, embeddings counted once when tied
     // Every tensor the forward pass reads, by checkpoint name, in load order (exporters write these).
     const std::vector<std::string>& tensor_names() const { return tensor_names_; }
-    // The weights that were given decoded (loaded from a packed checkpoint); empty for an HF checkpoint.
+    // The weights that were given decoded or external (loaded from a packed checkpoint), i.e. not read from
+    // the checkpoint's tensors; empty for an HF checkpoint.
     const std::vector<std::string>& decoded_weights() const { return decoded_names_; }
 
     // Which weights a forward pass uses: the current ones (some replaced by quantized versions) or the

@@ -140,14 +140,15 @@ struct TritTable {
 
 // Codes of the block at stream element e0 (n of them, zero past), one at a time, in the layout's byte order.
 void decode_block_generic(const GridView& w, Layout l, int64_t e0, int n, uint8_t* u) {
-    if (w.kind == GridKind::Ternary) {  // column order (layout_of)
+    if (w.kind == GridKind::Ternary) {  // column order (layout_of): whole bytes give five codes at once
         static const TritTable table;
-        int64_t byte = e0 / 5;
-        int pos = static_cast<int>(e0 % 5);
-        for (int p = 0; p < QB; ++p) {
-            u[p] = p < n ? table.t[w.codes[byte]][pos] : 0;
-            if (++pos == 5) pos = 0, ++byte;
-        }
+        const int m = std::min<int>(n, static_cast<int>(QB));
+        int64_t e = e0;
+        int p = 0;
+        for (; p < m && e % 5 != 0; ++p, ++e) u[p] = table.t[w.codes[e / 5]][e % 5];
+        for (; p + 5 <= m; p += 5, e += 5) std::memcpy(u + p, table.t[w.codes[e / 5]], 5);
+        for (; p < m; ++p, ++e) u[p] = table.t[w.codes[e / 5]][e % 5];
+        for (; p < QB; ++p) u[p] = 0;
         return;
     }
     for (int p = 0; p < QB; ++p) {
