@@ -1,19 +1,27 @@
 // The window opens offscreen with its title, menus, docks and status bar; its layout round-trips through
-// QSettings; refused requests (nothing loaded) report an error instead of crashing; a bad model directory
-// ends in an error report carrying core's message.
+// QSettings; no chart tab scrolls sideways at 1280 x 800 (empty, with a whole model measured, and with an
+// 11 pt desktop font); refused requests (nothing loaded) report an error instead of crashing; a bad model
+// directory ends in an error report carrying core's message.
+#include <QApplication>
 #include <QDockWidget>
 #include <QMenuBar>
 #include <QMessageBox>
+#include <QScrollArea>
+#include <QScrollBar>
 #include <QSettings>
 #include <QStatusBar>
 #include <QtTest>
 
 #include "app_settings.h"
 #include "chart_tabs.h"
+#include "charts/allocation_view.h"
+#include "charts/rate_distortion_chart.h"
+#include "charts/sensitivity_heatmap.h"
 #include "error_reporter.h"
 #include "gui_test_support.h"
 #include "job_runner.h"
 #include "main_window.h"
+#include "synthetic_measurements.h"
 #include "workbench_session.h"
 
 using namespace quench::gui;
@@ -70,6 +78,44 @@ private slots:
         QVERIFY(QTest::qWaitForWindowExposed(&again));
         QVERIFY(again.findChild<QDockWidget*>(QStringLiteral("dataDock"))->isFloating());
         QSettings().remove(AppSettings::stateKey());
+    }
+
+    void noChartTabScrollsSidewaysAt1280x800() {
+        QSettings().remove(AppSettings::stateKey());
+        MainWindow w;
+        w.resize(1280, 800);
+        w.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&w));
+        const auto checkEveryTab = [&](const QString& when) {
+            for (int i = 0; i < w.charts()->count(); ++i) {
+                w.charts()->setCurrentIndex(i);
+                QCoreApplication::processEvents();
+                auto* scroll = qobject_cast<QScrollArea*>(w.charts()->widget(i));
+                if (!scroll) continue;
+                const QString tab = when + QStringLiteral(", ") + w.charts()->tabText(i);
+                QVERIFY2(!scroll->horizontalScrollBar()->isVisible(), qPrintable(tab));
+                QVERIFY2(scroll->horizontalScrollBar()->maximum() == 0,
+                         qPrintable(tab + QStringLiteral(": %1 px too wide").arg(scroll->horizontalScrollBar()->maximum())));
+            }
+        };
+        checkEveryTab(QStringLiteral("empty"));
+        // Measurements of a whole two-block model (14 layers x 4 settings): six curves in the rate-distortion
+        // legend, 14 bars and two codecs in the allocation's.
+        const quench::Measurements m = test::syntheticMeasurements(2, {2, 3, 4, 8});
+        w.charts()->sensitivity()->setMeasurements(m, quench::CostSource::Auto);
+        w.charts()->rateDistortion()->setMeasurements(m);
+        w.charts()->allocation()->setMeasurements(m, quench::CostSource::Auto);
+        QVERIFY(w.charts()->allocation()->hasAllocation());
+        QCOMPARE(w.charts()->rateDistortion()->seriesCount(), 6);
+        checkEveryTab(QStringLiteral("14 layers measured"));
+        // Desktops often use an 11 pt font where the offscreen platform uses 9 pt: labels widen with it.
+        const QFont original = QApplication::font();
+        QFont desktop = original;
+        desktop.setPointSize(11);
+        QApplication::setFont(desktop);
+        QCoreApplication::processEvents();
+        checkEveryTab(QStringLiteral("11 pt font"));
+        QApplication::setFont(original);
     }
 
     void requestsWithoutAModelReportErrors() {
