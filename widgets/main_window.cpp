@@ -184,7 +184,7 @@ void MainWindow::buildMenus() {
     for (auto* dock : findChildren<QDockWidget*>()) viewMenu_->addAction(dock->toggleViewAction());
     viewMenu_->addSeparator();
     viewMenu_->addAction(tr("&Results"), this, &MainWindow::showResults)->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_3));
-    viewMenu_->addAction(tr("Reset &Layout"), this, [this] { restoreState(defaultState_); });
+    viewMenu_->addAction(tr("Reset &Layout"), this, &MainWindow::resetLayout);
 
     QMenu* help = menuBar()->addMenu(tr("&Help"));
     help->addAction(tr("&About Quench"), this, [this] {
@@ -218,9 +218,21 @@ void MainWindow::showEvent(QShowEvent* event) {
     QMainWindow::showEvent(event);
     if (layoutRestored_) return;
     layoutRestored_ = true;
-    // First start: docks sized so the charts keep most of the width (resizeDocks needs a laid-out window).
+    sizeDocks();
+}
+
+void MainWindow::sizeDocks() {
+    // Docks sized so the charts keep most of the width (resizeDocks needs a laid-out window).
     resizeDocks({modelDock_, methodDock_}, {width() * 25 / 100, width() * 23 / 100}, Qt::Horizontal);
     resizeDocks({jobsDock_}, {height() / 5}, Qt::Vertical);
+}
+
+void MainWindow::resetLayout() {
+    // The arrangement the window was built with (every dock shown, docked where buildDocks put it), at the
+    // first start's sizes. closeEvent stores it, as it stores any layout.
+    restoreState(defaultState_);
+    if (isVisible()) sizeDocks();
+    else layoutRestored_ = false;  // sized when first shown
 }
 
 void MainWindow::refreshRecentMenu() {
