@@ -60,7 +60,12 @@ ChartTabs::ChartTabs(WorkbenchSession* session, QWidget* parent) : QTabWidget(pa
     connect(session_, &WorkbenchSession::modelLoaded, this, &ChartTabs::refreshDistortion);
     connect(session_, &WorkbenchSession::sensitivityMeasured, this, &ChartTabs::refreshSensitivity);
     connect(session_, &WorkbenchSession::constraintsChanged, this, &ChartTabs::refreshConstraints);
-    connect(session_, &WorkbenchSession::qatStarted, this, [this] { training_->clear(); });
+    // A resumed run goes on from its checkpoint: the curve so far stays, and the finished run's whole curve
+    // (the checkpoint's steps included) replaces what was streamed.
+    connect(session_, &WorkbenchSession::qatStarted, this, [this](bool resuming) {
+        if (!resuming) training_->clear();
+    });
+    connect(session_, &WorkbenchSession::qatFinished, this, &ChartTabs::refreshTraining);
     connect(session_, &WorkbenchSession::qatStep, this, [this](qint64 step, double loss, double kl) {
         auto* curves = training_;
         curves->appendPoint(step, loss);
@@ -146,6 +151,14 @@ void ChartTabs::showLayerWeights(std::size_t layer) {
     auto* view = weights_;
     view->setWeights(session_->originalWeights(layer));
     view->setTitle(QString::fromStdString(session_->layers().at(layer).name));
+}
+
+void ChartTabs::refreshTraining() {
+    const QatCurve& c = session_->qatCurve();
+    training_->clear();
+    for (std::size_t i = 0; i < c.steps.size() && i < c.losses.size(); ++i) training_->appendPoint(c.steps[i], c.losses[i]);
+    for (std::size_t i = 0; i < c.klSteps.size() && i < c.klValues.size(); ++i) training_->appendKl(c.klSteps[i], c.klValues[i]);
+    training_->flush();
 }
 
 }  // namespace quench::gui

@@ -57,6 +57,7 @@ private:
     void refreshSensitivity();
     void refreshConstraints();
     void refreshKl();
+    void refreshTraining();  // the finished QAT run's whole curve
 
     WorkbenchSession* session_;
     DistortionChart* distortion_ = nullptr;

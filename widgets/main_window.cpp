@@ -74,8 +74,9 @@ MainWindow::MainWindow(QWidget* parent)
         if (session_->layerOutcomes().empty()) return;
         statusBar()->showMessage(tr("Quantized %n layer(s): %1 bits per weight", nullptr, int(session_->layerOutcomes().size()))
                                      .arg(session_->totalBitsPerWeight(), 0, 'f', 3));
-        if (!session_->projectPath().isEmpty()) resultsPanel_->openFile(session_->projectPath());
     });
+    // Every job that records a run (quantize, apply, sensitivity, eval, export, QAT) shows it in Results.
+    connect(session_, &WorkbenchSession::runRecorded, this, [this](const QString& project) { resultsPanel_->openFile(project); });
     connect(session_, &WorkbenchSession::exported, this, [this](const QString& path, qint64 bytes) {
         statusBar()->showMessage(tr("Exported %1 (%2)").arg(path, QLocale().formattedDataSize(bytes)));
     });
@@ -136,13 +137,8 @@ void MainWindow::buildDocks() {
     });
     connect(methodPanel_, &MethodPanel::quantizeRequested, this, &MainWindow::quantizeSelection);
     connect(methodPanel_, &MethodPanel::sensitivityRequested, this, &MainWindow::measureSensitivity);
-    connect(methodPanel_, &MethodPanel::qatRequested, this, [this] {
-        if (!session_->hasModel()) {
-            errors_->report(tr("Cannot train"), tr("Open a model first."));
-            return;
-        }
-        if (session_->trainQat(methodPanel_->qatRequest())) charts_->showChart(charts_->training());
-    });
+    connect(methodPanel_, &MethodPanel::qatRequested, this, [this] { trainQat(false); });
+    connect(methodPanel_, &MethodPanel::qatResumeRequested, this, [this] { trainQat(true); });
     connect(dataPanel_, &DataPanel::countRequested, this, [this] { session_->countTokens(); });
 }
 
@@ -280,6 +276,18 @@ JobRunner* MainWindow::measureSensitivity() {
         return nullptr;
     }
     return session_->measureSensitivity(layers, methodPanel_->candidates());
+}
+
+JobRunner* MainWindow::trainQat(bool resume) {
+    if (!session_->hasModel()) {
+        errors_->report(resume ? tr("Cannot resume training") : tr("Cannot train"), tr("Open a model first."));
+        return nullptr;
+    }
+    QatRequest request = methodPanel_->qatRequest();
+    request.resume = resume;
+    JobRunner* job = session_->trainQat(request);
+    charts_->showChart(charts_->training());
+    return job;
 }
 
 JobRunner* MainWindow::evaluate() {

@@ -47,6 +47,7 @@ public:
     JobRunner* measureSensitivity();
     JobRunner* evaluate();
     JobRunner* applyAllocation();
+    JobRunner* trainQat(bool resume);  // the QAT section's Train (false) and Resume (true)
     void resetLayout();                // View > Reset Layout
     void setProjectFile(const QString& path);
     void showExportDialog();  // non-blocking (open())
