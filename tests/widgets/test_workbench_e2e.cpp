@@ -1,20 +1,22 @@
 // End to end through the real window, as a user would: open the tiny model, choose data, select two
-// layers, run RTN 4-bit, see two bars holding the numbers core computes for the same plan, measure
-// sensitivity for a few candidates (the event loop never stalls 100 ms meanwhile), move the budget slider
-// and see the allocation re-solved within 100 ms, pin a layer, apply the allocation, compare the two runs,
-// evaluate, export packed and reopen the export.
+// layers, run RTN 4-bit, see two bars holding the numbers core computes for the same plan and the Weights
+// tab's 16 levels of a group where core puts them, measure sensitivity for a few candidates (the event loop
+// never stalls 100 ms meanwhile), move the budget slider and see the allocation re-solved within 100 ms,
+// pin a layer, apply the allocation, compare the two runs, evaluate, export packed and reopen the export.
 // Every job's run is read back from the project file with core's reader and holds what the job reported;
 // neither the Allocation nor the Rate-distortion tab scrolls sideways at 1280 x 800. Screenshots of each
 // main view go to the build tree.
 // torch first: Qt's `slots` macro would otherwise break torch's ivalue headers.
 #include <torch/torch.h>
 
+#include <QCheckBox>
 #include <QDockWidget>
 #include <QElapsedTimer>
 #include <QFileInfo>
 #include <QScrollArea>
 #include <QScrollBar>
 #include <QSlider>
+#include <QSpinBox>
 #include <QTemporaryDir>
 #include <QTimer>
 #include <QTreeWidget>
@@ -30,6 +32,7 @@
 #include "charts/distortion_chart.h"
 #include "charts/rate_distortion_chart.h"
 #include "charts/token_kl_view.h"
+#include "charts/weight_histogram.h"
 #include "data_panel.h"
 #include "error_reporter.h"
 #include "export_dialog.h"
@@ -45,8 +48,11 @@
 #include "model/llama_model.h"
 #include "model/tokenizer.h"
 #include "model_panel.h"
+#include "quant/bitpack.h"
+#include "quant/codec.h"
 #include "quant/model_quantizer.h"
 #include "results_panel.h"
+#include "weights_page.h"
 #include "workbench_session.h"
 
 using namespace quench::gui;
@@ -70,6 +76,32 @@ qint64 waitMeasuringStalls(JobRunner* job, int timeout_ms) {
     job->waitForEnd(timeout_ms);
     tick.stop();
     return worst;
+}
+
+// The Weights tab's levels for group `index` (row-major) of a 4-bit, g=32 RTN tensor, against core: the
+// grid (code - zero) x scale over the 16 codes, from the tensor's stored scale and zero code, and every
+// value core's dequantize gives that group sits on one of the lines.
+void checkGroupLevels(const WeightsPage& page, const quench::QuantizedTensor& q, int64_t index) {
+    constexpr int64_t kGroup = 32;
+    const int64_t groups = q.cols / kGroup, row = index / groups, col = index % groups;
+    QCOMPARE(page.groupRow(), row);
+    QCOMPARE(page.groupIndex(), col);
+    const double s = q.part("scales").data.to(torch::kFloat)[row][col].item<double>();
+    const auto& zeros = q.part("zeros");
+    const int zeroBits = int(zeros.bits / (q.rows * groups));
+    const double z = quench::unpack_bits(zeros.data, zeroBits, q.rows * groups)[index].item<double>();
+    const WeightHistogram* h = page.histogram();
+    QCOMPARE(h->levelCount(), 16);
+    for (int c = 0; c < 16; ++c)
+        QVERIFY2(std::abs(h->level(c) - (c - z) * s) <= 1e-5 * s,
+                 qPrintable(QStringLiteral("level %1: %2, core %3").arg(c).arg(h->level(c)).arg((c - z) * s)));
+    const at::Tensor dq = quench::make_codec(q.spec)->dequantize(q)[row].slice(0, col * kGroup, (col + 1) * kGroup).contiguous();
+    for (int64_t i = 0; i < kGroup; ++i) {
+        const double v = dq[i].item<double>();
+        bool onALine = false;
+        for (int c = 0; c < h->levelCount(); ++c) onALine = onALine || std::abs(h->level(c) - v) <= 1e-5 * s;
+        QVERIFY2(onALine, qPrintable(QStringLiteral("dequantized %1 is on no level").arg(v)));
+    }
 }
 
 // The project file's run `id` through core's reader, checked complete and of `kind`.
@@ -172,7 +204,25 @@ private slots:
         w.charts()->showChart(w.charts()->distortion());
         QVERIFY2(!test::screenshot(w, QStringLiteral("02-distortion")).isEmpty(), "screenshot not written at 1280 x 800");
 
+        // The Weights tab follows the selection's first layer: its quantization levels are overlaid, group 0
+        // first, another group from the spin box; both as core made the same tensor.
         QCOMPARE(w.session()->lastRunId(), QStringLiteral("run-0001"));
+        WeightsPage* weights = w.charts()->weightsPage();
+        const quench::QuantizedTensor& tensorA = expected.tensors.at(selected[0]);
+        QCOMPARE(weights->histogram()->weightCount(), std::size_t(tensorA.numel()));
+        checkGroupLevels(*weights, tensorA, 0);
+        if (QTest::currentTestFailed()) return;
+        const int64_t otherGroup = tensorA.cols / 32 + 1;  // row 1, group 1
+        QVERIFY(weights->groupSpin()->maximum() >= otherGroup);
+        const double firstLevel = weights->histogram()->level(0);
+        weights->groupSpin()->setValue(int(otherGroup));
+        checkGroupLevels(*weights, tensorA, otherGroup);
+        if (QTest::currentTestFailed()) return;
+        QVERIFY(weights->histogram()->level(0) != firstLevel);  // its own scale and zero
+        weights->groupWeightsOnly()->setChecked(true);
+        QCOMPARE(weights->histogram()->weightCount(), std::size_t(32));
+        w.charts()->showChart(weights->histogram());
+        QVERIFY2(!test::screenshot(w, QStringLiteral("10-weights")).isEmpty(), "screenshot not written at 1280 x 800");
 
         // The quantize job evaluated KL on the evaluation text; the Token KL tab shows its per-token values.
         QVERIFY(w.session()->hasKl());
