@@ -10,6 +10,7 @@
 #include <torch/torch.h>
 
 #include <QCheckBox>
+#include <QComboBox>
 #include <QDockWidget>
 #include <QElapsedTimer>
 #include <QFileInfo>
@@ -314,6 +315,8 @@ private slots:
         QCOMPARE(w.session()->lastRunId(), QStringLiteral("run-0003"));
         QCOMPARE(w.resultsPanel()->runCount(), 3);  // refreshed as each run was recorded
         QVERIFY(w.resultsPanel()->compare(project, QStringLiteral("run-0001"), project, QStringLiteral("run-0003")));
+        QVERIFY(w.resultsPanel()->runBoxA()->currentData().toString().endsWith(QStringLiteral("|run-0001")));
+        QVERIFY(w.resultsPanel()->runBoxB()->currentData().toString().endsWith(QStringLiteral("|run-0003")));
         QCOMPARE(w.resultsPanel()->comparison()->topLevelItemCount(), 2);
         auto* rowA = w.resultsPanel()->comparison()->topLevelItem(0);
         QCOMPARE(rowA->text(ResultsPanel::SpecACol), QStringLiteral("rtn:b=4,g=32"));
