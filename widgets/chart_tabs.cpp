@@ -17,6 +17,7 @@
 #include "charts/training_curves.h"
 #include "charts/token_kl_view.h"
 #include "model/tokenizer.h"
+#include "weights_page.h"
 
 namespace quench::gui {
 
@@ -46,9 +47,11 @@ ChartTabs::ChartTabs(WorkbenchSession* session, QWidget* parent) : QTabWidget(pa
     addChartTab(allocation_, tr("Allocation"));
     setTabToolTip(count() - 1, tr("Bits per layer under a budget, re-solved as the budget slider moves"));
 
-    weights_ = new WeightHistogram(this);
-    addChartTab(weights_, tr("Weights"));
-    setTabToolTip(count() - 1, tr("Distribution of the selected layer's original weights"));
+    weightsPage_ = new WeightsPage(session_, this);
+    weights_ = weightsPage_->histogram();
+    addChartTab(weightsPage_, tr("Weights"));
+    setTabToolTip(count() - 1, tr("Distribution of the selected layer's original weights, with the quantization "
+                                  "levels of one of its groups"));
     training_ = new TrainingCurves(this);
     addChartTab(training_, tr("Training"));
     setTabToolTip(count() - 1, tr("QAT loss and held-out KL per step of the running or latest training"));
@@ -58,9 +61,16 @@ ChartTabs::ChartTabs(WorkbenchSession* session, QWidget* parent) : QTabWidget(pa
 
     connect(session_, &WorkbenchSession::quantized, this, &ChartTabs::refreshDistortion);
     connect(session_, &WorkbenchSession::modelLoaded, this, &ChartTabs::refreshDistortion);
+    connect(session_, &WorkbenchSession::quantized, weightsPage_, &WeightsPage::refresh);
+    connect(session_, &WorkbenchSession::modelLoaded, weightsPage_, &WeightsPage::clear);
     connect(session_, &WorkbenchSession::sensitivityMeasured, this, &ChartTabs::refreshSensitivity);
     connect(session_, &WorkbenchSession::constraintsChanged, this, &ChartTabs::refreshConstraints);
-    connect(session_, &WorkbenchSession::qatStarted, this, [this] { training_->clear(); });
+    // A resumed run goes on from its checkpoint: the curve so far stays, and the finished run's whole curve
+    // (the checkpoint's steps included) replaces what was streamed.
+    connect(session_, &WorkbenchSession::qatStarted, this, [this](bool resuming) {
+        if (!resuming) training_->clear();
+    });
+    connect(session_, &WorkbenchSession::qatFinished, this, &ChartTabs::refreshTraining);
     connect(session_, &WorkbenchSession::qatStep, this, [this](qint64 step, double loss, double kl) {
         auto* curves = training_;
         curves->appendPoint(step, loss);
@@ -93,7 +103,9 @@ QWidget* ChartTabs::pageOf(QWidget* chart) const {
     for (int i = 0; i < count(); ++i) {
         QWidget* page = widget(i);
         if (page == chart) return page;
-        if (auto* scroll = qobject_cast<QScrollArea*>(page); scroll && scroll->widget() == chart) return page;
+        if (auto* scroll = qobject_cast<QScrollArea*>(page);
+            scroll && (scroll->widget() == chart || scroll->widget()->isAncestorOf(chart)))
+            return page;
     }
     return nullptr;
 }
@@ -141,11 +153,14 @@ void ChartTabs::refreshKl() {
     tokenKl_->setTokens(TokenKlView::tokenPieces(*tok, ids), ids, std::move(kl));
 }
 
-void ChartTabs::showLayerWeights(std::size_t layer) {
-    if (!session_->hasModel() || layer >= session_->layers().size()) return;
-    auto* view = weights_;
-    view->setWeights(session_->originalWeights(layer));
-    view->setTitle(QString::fromStdString(session_->layers().at(layer).name));
+void ChartTabs::showLayerWeights(std::size_t layer) { weightsPage_->showLayer(layer); }
+
+void ChartTabs::refreshTraining() {
+    const QatCurve& c = session_->qatCurve();
+    training_->clear();
+    for (std::size_t i = 0; i < c.steps.size() && i < c.losses.size(); ++i) training_->appendPoint(c.steps[i], c.losses[i]);
+    for (std::size_t i = 0; i < c.klSteps.size() && i < c.klValues.size(); ++i) training_->appendKl(c.klSteps[i], c.klValues[i]);
+    training_->flush();
 }
 
 }  // namespace quench::gui

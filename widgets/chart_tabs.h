@@ -19,6 +19,7 @@ class SensitivityHeatmap;
 class TokenKlView;
 class TrainingCurves;
 class WeightHistogram;
+class WeightsPage;
 class WorkbenchSession;
 
 class ChartTabs : public QTabWidget {
@@ -33,6 +34,7 @@ public:
     SensitivityHeatmap* sensitivity() const { return sensitivity_; }
     RateDistortionChart* rateDistortion() const { return rateDistortion_; }
     WeightHistogram* weights() const { return weights_; }
+    WeightsPage* weightsPage() const { return weightsPage_; }
     TrainingCurves* training() const { return training_; }
     TokenKlView* tokenKl() const { return tokenKl_; }
 
@@ -40,7 +42,8 @@ public:
     void showChart(QWidget* chart);
     bool isShown(QWidget* chart) const;
 
-    // The Weights tab shows this layer's original weights (the model panel's current layer).
+    // The Weights tab shows this layer's original weights (the model panel's current layer) and, once it
+    // is quantized, the levels of one of its groups.
     void showLayerWeights(std::size_t layer);
     static constexpr std::size_t kMaxKlTokens = 2000;
 
@@ -57,6 +60,7 @@ private:
     void refreshSensitivity();
     void refreshConstraints();
     void refreshKl();
+    void refreshTraining();  // the finished QAT run's whole curve
 
     WorkbenchSession* session_;
     DistortionChart* distortion_ = nullptr;
@@ -64,6 +68,7 @@ private:
     SensitivityHeatmap* sensitivity_ = nullptr;
     RateDistortionChart* rateDistortion_ = nullptr;
     WeightHistogram* weights_ = nullptr;
+    WeightsPage* weightsPage_ = nullptr;
     TrainingCurves* training_ = nullptr;
     TokenKlView* tokenKl_ = nullptr;
     bool klDirty_ = false;  // a KL report arrived while the Token KL tab was hidden

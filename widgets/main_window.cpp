@@ -74,8 +74,9 @@ MainWindow::MainWindow(QWidget* parent)
         if (session_->layerOutcomes().empty()) return;
         statusBar()->showMessage(tr("Quantized %n layer(s): %1 bits per weight", nullptr, int(session_->layerOutcomes().size()))
                                      .arg(session_->totalBitsPerWeight(), 0, 'f', 3));
-        if (!session_->projectPath().isEmpty()) resultsPanel_->openFile(session_->projectPath());
     });
+    // Every job that records a run (quantize, apply, sensitivity, eval, export, QAT) shows it in Results.
+    connect(session_, &WorkbenchSession::runRecorded, this, [this](const QString& project) { resultsPanel_->openFile(project); });
     connect(session_, &WorkbenchSession::exported, this, [this](const QString& path, qint64 bytes) {
         statusBar()->showMessage(tr("Exported %1 (%2)").arg(path, QLocale().formattedDataSize(bytes)));
     });
@@ -136,13 +137,8 @@ void MainWindow::buildDocks() {
     });
     connect(methodPanel_, &MethodPanel::quantizeRequested, this, &MainWindow::quantizeSelection);
     connect(methodPanel_, &MethodPanel::sensitivityRequested, this, &MainWindow::measureSensitivity);
-    connect(methodPanel_, &MethodPanel::qatRequested, this, [this] {
-        if (!session_->hasModel()) {
-            errors_->report(tr("Cannot train"), tr("Open a model first."));
-            return;
-        }
-        if (session_->trainQat(methodPanel_->qatRequest())) charts_->showChart(charts_->training());
-    });
+    connect(methodPanel_, &MethodPanel::qatRequested, this, [this] { trainQat(false); });
+    connect(methodPanel_, &MethodPanel::qatResumeRequested, this, [this] { trainQat(true); });
     connect(dataPanel_, &DataPanel::countRequested, this, [this] { session_->countTokens(); });
 }
 
@@ -184,7 +180,7 @@ void MainWindow::buildMenus() {
     for (auto* dock : findChildren<QDockWidget*>()) viewMenu_->addAction(dock->toggleViewAction());
     viewMenu_->addSeparator();
     viewMenu_->addAction(tr("&Results"), this, &MainWindow::showResults)->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_3));
-    viewMenu_->addAction(tr("Reset &Layout"), this, [this] { restoreState(defaultState_); });
+    viewMenu_->addAction(tr("Reset &Layout"), this, &MainWindow::resetLayout);
 
     QMenu* help = menuBar()->addMenu(tr("&Help"));
     help->addAction(tr("&About Quench"), this, [this] {
@@ -218,9 +214,21 @@ void MainWindow::showEvent(QShowEvent* event) {
     QMainWindow::showEvent(event);
     if (layoutRestored_) return;
     layoutRestored_ = true;
-    // First start: docks sized so the charts keep most of the width (resizeDocks needs a laid-out window).
+    sizeDocks();
+}
+
+void MainWindow::sizeDocks() {
+    // Docks sized so the charts keep most of the width (resizeDocks needs a laid-out window).
     resizeDocks({modelDock_, methodDock_}, {width() * 25 / 100, width() * 23 / 100}, Qt::Horizontal);
     resizeDocks({jobsDock_}, {height() / 5}, Qt::Vertical);
+}
+
+void MainWindow::resetLayout() {
+    // The arrangement the window was built with (every dock shown, docked where buildDocks put it), at the
+    // first start's sizes. closeEvent stores it, as it stores any layout.
+    restoreState(defaultState_);
+    if (isVisible()) sizeDocks();
+    else layoutRestored_ = false;  // sized when first shown
 }
 
 void MainWindow::refreshRecentMenu() {
@@ -268,6 +276,18 @@ JobRunner* MainWindow::measureSensitivity() {
         return nullptr;
     }
     return session_->measureSensitivity(layers, methodPanel_->candidates());
+}
+
+JobRunner* MainWindow::trainQat(bool resume) {
+    if (!session_->hasModel()) {
+        errors_->report(resume ? tr("Cannot resume training") : tr("Cannot train"), tr("Open a model first."));
+        return nullptr;
+    }
+    QatRequest request = methodPanel_->qatRequest();
+    request.resume = resume;
+    JobRunner* job = session_->trainQat(request);
+    charts_->showChart(charts_->training());
+    return job;
 }
 
 JobRunner* MainWindow::evaluate() {

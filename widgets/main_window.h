@@ -47,6 +47,8 @@ public:
     JobRunner* measureSensitivity();
     JobRunner* evaluate();
     JobRunner* applyAllocation();
+    JobRunner* trainQat(bool resume);  // the QAT section's Train (false) and Resume (true)
+    void resetLayout();                // View > Reset Layout
     void setProjectFile(const QString& path);
     void showExportDialog();  // non-blocking (open())
     void showResults();       // brings the results tab forward
@@ -59,6 +61,7 @@ private:
     void buildDocks();
     void buildMenus();
     void restoreLayout();
+    void sizeDocks();  // the first start's dock sizes
     void refreshRecentMenu();
     void onJobEnded(JobRunner* job);
     void updateJobStatus();

@@ -3,6 +3,7 @@
 #include <QCheckBox>
 #include <QComboBox>
 #include <QDoubleSpinBox>
+#include <QFileDialog>
 #include <QFormLayout>
 #include <QGroupBox>
 #include <QHBoxLayout>
@@ -10,6 +11,7 @@
 #include <QLineEdit>
 #include <QPushButton>
 #include <QSpinBox>
+#include <QToolButton>
 #include <QVBoxLayout>
 
 #include <cmath>
@@ -123,16 +125,38 @@ QGroupBox* MethodPanel::buildQatSection() {
     qatScaleLr_->setSingleStep(1e-4);
     qatScaleLr_->setValue(1e-3);
     qatScaleLr_->setToolTip(tr("Learning rate of scales, affine maps and input transforms"));
+    qatCheckpoint_ = new QLineEdit(box);
+    qatCheckpoint_->setPlaceholderText(tr("none (not resumable)"));
+    qatCheckpoint_->setToolTip(tr("Directory where training saves resumable checkpoints (every 50 steps, on cancel "
+                                  "and at the end); Resume continues the run saved there"));
+    auto* browse = new QToolButton(box);
+    browse->setText(tr("..."));
+    browse->setToolTip(tr("Choose the checkpoint directory"));
+    connect(browse, &QToolButton::clicked, this, [this] {
+        const QString dir = QFileDialog::getExistingDirectory(this, tr("QAT checkpoint directory"), qatCheckpoint_->text());
+        if (!dir.isEmpty()) qatCheckpoint_->setText(dir);
+    });
+    auto* checkpointRow = new QHBoxLayout;
+    checkpointRow->addWidget(qatCheckpoint_, 1);
+    checkpointRow->addWidget(browse);
     qatButton_ = new QPushButton(tr("Train"), box);
     qatButton_->setToolTip(tr("Fine-tune the quantized layers (quantized with paretoq, lcqat or liftquant) on the "
                               "calibration text; the Training tab plots loss and held-out KL"));
     connect(qatButton_, &QPushButton::clicked, this, &MethodPanel::qatRequested);
+    qatResumeButton_ = new QPushButton(tr("Resume"), box);
+    qatResumeButton_->setToolTip(tr("Continue the cancelled run whose checkpoint is in the checkpoint directory, with "
+                                    "the same settings and quantized layers; the curves go on from the saved step"));
+    connect(qatResumeButton_, &QPushButton::clicked, this, &MethodPanel::qatResumeRequested);
+    auto* buttons = new QHBoxLayout;
+    buttons->addWidget(qatButton_, 1);
+    buttons->addWidget(qatResumeButton_, 1);
     auto* l = new QFormLayout(box);
     l->addRow(tr("Mode"), qatMode_);
     l->addRow(tr("Token budget"), qatTokens_);
     l->addRow(tr("Learning rate"), qatLr_);
     l->addRow(tr("Scale learning rate"), qatScaleLr_);
-    l->addRow(qatButton_);
+    l->addRow(tr("Checkpoints"), checkpointRow);
+    l->addRow(buttons);
     return box;
 }
 
@@ -275,7 +299,16 @@ QatRequest MethodPanel::qatRequest() const {
     r.tokens = qatTokens_->text().trimmed();
     r.lr = qatLr_->value();
     r.scaleLr = qatScaleLr_->value();
+    r.checkpointDir = qatCheckpoint_->text().trimmed();
     return r;
+}
+
+void MethodPanel::setQatRequest(const QatRequest& r) {
+    qatMode_->setCurrentIndex(qatMode_->findData(r.blockwise ? QStringLiteral("block") : QStringLiteral("e2e")));
+    qatTokens_->setText(r.tokens);
+    qatLr_->setValue(r.lr);
+    qatScaleLr_->setValue(r.scaleLr);
+    qatCheckpoint_->setText(r.checkpointDir);
 }
 
 QString MethodPanel::bitsText() const { return bits_label_->text(); }

@@ -48,13 +48,17 @@ public:
     QPushButton* quantizeButton() const { return quantizeButton_; }
     QPushButton* sensitivityButton() const { return sensitivityButton_; }
     QPushButton* qatButton() const { return qatButton_; }
-    QatRequest qatRequest() const;
+    QPushButton* qatResumeButton() const { return qatResumeButton_; }
+    QLineEdit* qatCheckpointEdit() const { return qatCheckpoint_; }
+    QatRequest qatRequest() const;  // resume = false; the window sets it for Resume
+    void setQatRequest(const QatRequest& request);  // fills the QAT fields (resume is not a field)
 
 signals:
     void specChanged(const QString& spec);
     void quantizeRequested();
     void sensitivityRequested();
     void qatRequested();
+    void qatResumeRequested();
 
 private:
     void buildForm(const QString& codec);
@@ -79,7 +83,9 @@ private:
     QLineEdit* qatTokens_;
     QDoubleSpinBox* qatLr_;
     QDoubleSpinBox* qatScaleLr_;
+    QLineEdit* qatCheckpoint_;
     QPushButton* qatButton_;
+    QPushButton* qatResumeButton_;
     QString spec_, message_text_;
     double bits_ = 0;
     bool syncing_ = false;

@@ -1,5 +1,7 @@
 #include "results_panel.h"
 
+#include <tuple>
+
 #include <QComboBox>
 #include <QFileDialog>
 #include <QFileInfo>
@@ -166,6 +168,9 @@ bool ResultsPanel::compare(const QString& fileA, const QString& runA, const QStr
         errors_->report(tr("Cannot compare runs"), QString::fromUtf8(e.what()));
         return false;
     }
+    // The A / B boxes name the runs compared, however the comparison was asked for.
+    for (auto [box, file, id] : {std::tuple{runA_, fileA, runA}, std::tuple{runB_, fileB, runB}})
+        if (const int i = box->findData(key(QFileInfo(file).absoluteFilePath(), id)); i >= 0) box->setCurrentIndex(i);
     compare_->clear();
     for (const auto& d : compareRuns(a, b)) {
         auto* item = new QTreeWidgetItem(compare_);

@@ -28,6 +28,8 @@ public:
     QStringList files() const { return files_; }
     QTreeWidget* runList() const { return runs_; }
     QTreeWidget* comparison() const { return compare_; }
+    QComboBox* runBoxA() const { return runA_; }  // the compared runs ("file|run-0001" as item data)
+    QComboBox* runBoxB() const { return runB_; }
     int runCount() const;
     // Compares two runs ("file|run-0001" keys as in the A/B boxes); false after reporting the error.
     bool compare(const QString& fileA, const QString& runA, const QString& fileB, const QString& runB);

@@ -4,11 +4,9 @@
 #include "workbench_session.h"
 
 #include <QFileInfo>
-#include <QPointer>
 
 #include <cmath>
 #include <map>
-#include <optional>
 #include <set>
 
 #include "alloc/allocation.h"
@@ -29,53 +27,10 @@
 #include "quant/codec.h"
 #include "quant/model_quantizer.h"
 
-#include "analysis/layer_metrics.h"
-#include "qat/qat_trainer.h"
+#include "session_records.h"
+#include "session_state.h"
 
 namespace quench::gui {
-
-namespace {
-
-std::string utf8(const QString& s) { return s.toStdString(); }
-
-// Tokens of a data file as the CLI takes them: BOS at the start, cut to `limit` (0 = all).
-std::vector<int32_t> file_tokens(const Tokenizer& tok, const QString& path, qint64 limit) {
-    if (path.isEmpty()) return {};
-    return tokenize_text_file(tok, utf8(path), true, limit);
-}
-
-// The "GUI's equivalent" of a command line, for run provenance.
-std::string gui_command(const std::string& what) { return "quench (GUI): " + what; }
-
-// Marks a run cancelled or failed without hiding the job's own error behind a recording error.
-void record_end(std::optional<RunWriter>& run, const char* error) {
-    if (!run) return;
-    try {
-        error ? run->fail(error) : run->cancel();
-    } catch (const std::exception&) {
-    }
-}
-
-// Puts the stored quantized weights back into the model (after a job that restored every weight).
-void reapply(LlamaModel& model, const std::map<std::size_t, QuantizedTensor>& tensors) {
-    for (const auto& [index, q] : tensors) model.replace_weight(index, make_codec(q.spec)->dequantize(q));
-}
-
-}  // namespace
-
-struct WorkbenchSession::State {
-    std::shared_ptr<LlamaModel> model;
-    std::shared_ptr<Tokenizer> tok;
-    LayerRegistry no_layers;
-    std::vector<LayerResult> results;
-    std::map<std::size_t, QuantizedTensor> tensors;
-    double total_bpw = 0;
-    Measurements measurements;
-    std::string measurements_key;  // the data settings the measurements were taken under
-    bool has_kl = false;
-    KlReport kl;
-    std::vector<int32_t> kl_tokens;  // the tokens kl scored
-};
 
 WorkbenchSession::WorkbenchSession(JobQueue* jobs, QObject* parent)
     : QObject(parent), jobs_(jobs), s_(std::make_shared<State>()) {}
@@ -134,6 +89,11 @@ std::vector<float> WorkbenchSession::originalWeights(std::size_t layer) const {
     const at::Tensor w = s_->model->original_weight(layer).to(at::kFloat).contiguous();
     const float* p = w.data_ptr<float>();
     return std::vector<float>(p, p + w.numel());
+}
+
+const QuantizedTensor* WorkbenchSession::quantizedTensor(std::size_t layer) const {
+    const auto it = s_->tensors.find(layer);
+    return it == s_->tensors.end() ? nullptr : &it->second;
 }
 
 AllocationSpec WorkbenchSession::allocationSpec() const {
@@ -265,7 +225,7 @@ struct QuantizeOut {
     bool has_kl = false;
     KlReport kl;
     std::vector<int32_t> kl_tokens;
-    std::string run_id;
+    std::shared_ptr<std::string> run_id = std::make_shared<std::string>();
 };
 
 namespace {
@@ -274,10 +234,7 @@ namespace {
 // in the project file when there is one (as `quench-cli quantize --out`).
 void run_quantize(LlamaModel& model, const Tokenizer& tok, const std::vector<LayerPlan>& plan, const DataSettings& data,
                   const std::string& project, const std::string& label, QuantizeOut& out, ProgressSink& p) {
-    std::optional<RunWriter> run;
-    if (!project.empty())
-        run.emplace(RunStore::create_or_open(project).begin_run(current_run_info("quantize", gui_command(label))));
-    try {
+    const auto work = [&](RunWriter* run) {
         model.restore_all();
         const auto calib = file_tokens(tok, data.calibPath, data.calibTokens);
         QuantizeOptions qo;
@@ -295,32 +252,28 @@ void run_quantize(LlamaModel& model, const Tokenizer& tok, const std::vector<Lay
             out.kl_tokens.resize(std::min<std::size_t>(out.kl_tokens.size(), std::size_t(out.kl.protocol.text_tokens)));
             out.has_kl = true;
         }
-        if (run) {
-            p.report(0.95, "recording the run");
-            run->set_attrs({{"codec", label}});
-            write_model_provenance(*run, model_provenance(model));
-            std::vector<DataProvenance> dp;
-            if (!data.calibPath.isEmpty())
-                dp.push_back(data_provenance("calib", utf8(data.calibPath), int64_t(calib.size())));
-            if (eval)
-                dp.push_back(data_provenance("eval", utf8(data.evalPath), out.kl.protocol.text_tokens,
-                                             out.kl.protocol.describe()));
-            write_data_provenance(*run, dp);
-            write_quantize_result(*run, out.result, true);
-            run->set_attr("total_bpw", out.result.total_bits_per_weight());
-            if (eval) write_kl_report(*run, out.kl);
-            run->finish();
-            out.run_id = run->id();
-        }
-    } catch (const Cancelled&) {
-        model.restore_all();
-        record_end(run, nullptr);
-        throw;
-    } catch (const std::exception& e) {
-        model.restore_all();
-        record_end(run, e.what());
+        if (!run) return;
+        p.report(0.95, "recording the run");
+        std::vector<DataProvenance> dp;
+        if (!data.calibPath.isEmpty()) dp.push_back(data_provenance("calib", utf8(data.calibPath), int64_t(calib.size())));
+        if (eval)
+            dp.push_back(data_provenance("eval", utf8(data.evalPath), out.kl.protocol.text_tokens, out.kl.protocol.describe()));
+        record_quantize(*run, model, dp, out.result, eval ? &out.kl : nullptr, label);
+    };
+    try {
+        run_recorded(project, "quantize", label, out.run_id, work);
+    } catch (...) {
+        model.restore_all();  // failed, cancelled or not recorded: no half-quantized model stays behind
         throw;
     }
+}
+
+// The current quantized layers as a result to record (eval, export): layers and tensors as they stand.
+QuantizeResult current_result(const std::vector<LayerResult>& layers, const std::map<std::size_t, QuantizedTensor>& tensors) {
+    QuantizeResult r;
+    r.layers = layers;
+    r.tensors = tensors;
+    return r;
 }
 
 }  // namespace
@@ -341,6 +294,7 @@ JobRunner* WorkbenchSession::quantize(const std::vector<std::size_t>& layers, co
         run_quantize(*state->model, *state->tok, uniform_plan(chosen, cs), data, project, cs.to_string(), *out, p);
     });
     connectQuantizeJob(job, state, out);
+    announceRun(job, projectPath_, out->run_id);
     return job;
 }
 
@@ -353,7 +307,6 @@ void WorkbenchSession::connectQuantizeJob(JobRunner* job, std::shared_ptr<State>
         state->kl = std::move(out->kl);
         state->kl_tokens = std::move(out->kl_tokens);
         if (state == s_) {
-            lastRunId_ = QString::fromStdString(out->run_id);
             emit quantized();
             if (state->has_kl) emit evaluated();
         }
@@ -369,6 +322,14 @@ void WorkbenchSession::connectQuantizeJob(JobRunner* job, std::shared_ptr<State>
     };
     connect(job, &JobRunner::failed, this, forget);
     connect(job, &JobRunner::cancelled, this, forget);
+}
+
+void WorkbenchSession::announceRun(JobRunner* job, const QString& project, std::shared_ptr<std::string> runId) {
+    connect(job, &JobRunner::ended, this, [this, project, runId] {
+        if (runId->empty()) return;
+        lastRunId_ = QString::fromStdString(*runId);
+        emit runRecorded(project, lastRunId_);
+    });
 }
 
 JobRunner* WorkbenchSession::applyAllocation(const Allocation& allocation) {
@@ -392,6 +353,7 @@ JobRunner* WorkbenchSession::applyAllocation(const Allocation& allocation) {
                      *out, p);
     });
     connectQuantizeJob(job, state, out);
+    announceRun(job, projectPath_, out->run_id);
     return job;
 }
 
@@ -406,34 +368,47 @@ JobRunner* WorkbenchSession::measureSensitivity(const std::vector<std::size_t>& 
     std::vector<std::string> cands;
     for (const auto& c : candidates) cands.push_back(utf8(c));
     std::vector<std::size_t> chosen = layers;
+    const std::string project = utf8(projectPath_);
+    auto runId = std::make_shared<std::string>();
     JobRunner* job = jobs_->enqueue(tr("Sensitivity: %1 layers x %2 settings").arg(layers.size()).arg(candidates.size()),
-                                    [state, data, measured, cands, chosen](ProgressSink& p) {
+                                    [state, data, measured, cands, chosen, project, runId](ProgressSink& p) {
         if (!state->model) throw Error("open a model first");
         if (chosen.empty()) throw Error("select at least one layer to measure");
         if (data.calibPath.isEmpty()) throw Error("sensitivity needs calibration text (Data panel)");
-        std::vector<std::string> canon;
+        std::vector<std::string> canon, names;
         for (const auto& c : cands) canon.push_back(CodecSpec::parse(c).to_string());
         auto& model = *state->model;
-        const auto calib = file_tokens(*state->tok, data.calibPath, data.calibTokens);
-        const auto kl = file_tokens(*state->tok, data.evalPath.isEmpty() ? data.calibPath : data.evalPath,
-                                    data.evalTokens);
-        SensitivityOptions so;
-        so.ctx = data.context;
-        // measure_sensitivity wants the original weights; the quantized ones go back afterwards.
-        model.restore_all();
-        try {
-            measure_sensitivity(model, chosen, canon, calib, kl, state->tok->bos_id(), so, *measured, &p);
-        } catch (...) {
+        for (std::size_t l : chosen) names.push_back(model.layers().at(l).name);
+        run_recorded(project, "sensitivity", "sensitivity of " + std::to_string(chosen.size()) + " layers", runId,
+                     [&](RunWriter* run) {
+            const auto calib = file_tokens(*state->tok, data.calibPath, data.calibTokens);
+            const QString klPath = data.evalPath.isEmpty() ? data.calibPath : data.evalPath;
+            const auto kl = file_tokens(*state->tok, klPath, data.evalTokens);
+            SensitivityOptions so;
+            so.ctx = data.context;
+            // measure_sensitivity wants the original weights; the quantized ones go back afterwards.
+            model.restore_all();
+            SensitivityStats stats;
+            try {
+                stats = measure_sensitivity(model, chosen, canon, calib, kl, state->tok->bos_id(), so, *measured, &p);
+            } catch (...) {
+                reapply(model, state->tensors);
+                throw;
+            }
             reapply(model, state->tensors);
-            throw;
-        }
-        reapply(model, state->tensors);
+            if (run)
+                record_sensitivity(*run, model,
+                                   {data_provenance("calib", utf8(data.calibPath), int64_t(calib.size())),
+                                    data_provenance("kl", utf8(klPath), int64_t(kl.size()))},
+                                   *measured, stats, canon, names);
+        });
     });
     connect(job, &JobRunner::finished, this, [this, state, measured, key] {
         state->measurements = std::move(*measured);
         state->measurements_key = key;
         if (state == s_) emit sensitivityMeasured();
     });
+    announceRun(job, projectPath_, runId);
     return job;
 }
 
@@ -442,16 +417,24 @@ JobRunner* WorkbenchSession::evaluate() {
     const DataSettings data = data_;
     auto out = std::make_shared<KlReport>();
     auto tokens = std::make_shared<std::vector<int32_t>>();
-    JobRunner* job = jobs_->enqueue(tr("Evaluate KL"), [state, data, out, tokens](ProgressSink& p) {
+    const std::string project = utf8(projectPath_);
+    auto runId = std::make_shared<std::string>();
+    JobRunner* job = jobs_->enqueue(tr("Evaluate KL"), [state, data, out, tokens, project, runId](ProgressSink& p) {
         if (!state->model) throw Error("open a model first");
         if (data.evalPath.isEmpty()) throw Error("choose an evaluation text first (Data panel)");
-        EvalOptions eo;
-        eo.ctx = data.context;
-        eo.max_tokens = data.evalTokens;
-        auto& model = *state->model;
-        *tokens = file_tokens(*state->tok, data.evalPath, 0);
-        *out = evaluate_kl({&model, LlamaModel::Weights::Original}, {&model}, *tokens, eo, state->tok->bos_id(), &p);
-        tokens->resize(std::min<std::size_t>(tokens->size(), std::size_t(out->protocol.text_tokens)));
+        run_recorded(project, "eval", "evaluate KL", runId, [&](RunWriter* run) {
+            EvalOptions eo;
+            eo.ctx = data.context;
+            eo.max_tokens = data.evalTokens;
+            auto& model = *state->model;
+            *tokens = file_tokens(*state->tok, data.evalPath, 0);
+            *out = evaluate_kl({&model, LlamaModel::Weights::Original}, {&model}, *tokens, eo, state->tok->bos_id(), &p);
+            tokens->resize(std::min<std::size_t>(tokens->size(), std::size_t(out->protocol.text_tokens)));
+            if (run)
+                record_eval(*run, model,
+                            data_provenance("eval", utf8(data.evalPath), out->protocol.text_tokens, out->protocol.describe()),
+                            *out, current_result(state->results, state->tensors));
+        });
     });
     connect(job, &JobRunner::finished, this, [this, state, out, tokens] {
         state->kl = std::move(*out);
@@ -459,6 +442,7 @@ JobRunner* WorkbenchSession::evaluate() {
         state->has_kl = true;
         if (state == s_) emit evaluated();
     });
+    announceRun(job, projectPath_, runId);
     return job;
 }
 
@@ -466,96 +450,70 @@ JobRunner* WorkbenchSession::exportModel(const ExportRequest& request) {
     auto state = s_;
     auto bytes = std::make_shared<uint64_t>(0);
     const QString names[] = {QString(), QStringLiteral("packed"), QStringLiteral("HF"), QStringLiteral("GGUF")};
+    const std::string project = utf8(projectPath_);
+    auto runId = std::make_shared<std::string>();
     JobRunner* job = jobs_->enqueue(tr("Export %1 to %2").arg(names[int(request.format)], request.path),
-                                    [state, request, bytes](ProgressSink& p) {
+                                    [state, request, bytes, project, runId](ProgressSink& p) {
         if (!state->model) throw Error("open a model first");
         const auto& model = *state->model;
         const std::string path = utf8(request.path);
         if (path.empty()) throw Error("export: choose where to write");
-        ExportOptions eo;
-        eo.replace = request.replace;
-        switch (request.format) {
-        case ExportFormat::Packed:
-            *bytes = write_packed_checkpoint(model, state->tensors, path, &p, eo).file_bytes;
-            break;
-        case ExportFormat::Hf:
-            *bytes = export_hf_dequantized(model, path, request.bf16 ? DType::BF16 : DType::F16, &p, eo).file_bytes;
-            break;
-        case ExportFormat::Gguf: {
-            GgufExportOptions go;
-            if (!request.ggufType.isEmpty()) {
-                const auto t = ggml_type_from_name(utf8(request.ggufType));
-                if (!t) throw Error("export: unknown GGUF type '" + utf8(request.ggufType) + "'");
-                go.default_type = *t;
-            } else {
-                for (const auto& [index, q] : state->tensors) {
-                    const auto& l = model.layers().at(index);
-                    go.tensor_types[gguf_tensor_name(l.weight_name())] =
-                        gguf_type_for_codec(q.spec.to_string(), l.out_features, l.in_features);
-                }
+        const char* format = request.format == ExportFormat::Packed ? "packed" : request.format == ExportFormat::Hf ? "hf" : "gguf";
+        run_recorded(project, "export", std::string("export ") + format + " to " + path, runId, [&](RunWriter* run) {
+            ExportOptions eo;
+            eo.replace = request.replace;
+            // The exporter's report as run attributes (and GGUF's type fallbacks as a table).
+            Attrs report{{"format", std::string(format)}, {"out", path}, {"replace", int64_t(request.replace)}};
+            Table fallbacks;
+            switch (request.format) {
+            case ExportFormat::Packed: {
+                const auto r = write_packed_checkpoint(model, state->tensors, path, &p, eo);
+                *bytes = r.file_bytes;
+                report.insert({{"quantized_tensors", int64_t(r.quantized_tensors)}, {"copied_tensors", int64_t(r.copied_tensors)},
+                               {"packed_bpw", r.total_bits_per_weight()}, {"ideal_bytes", r.ideal_bytes()}});
+                break;
             }
-            *bytes = export_gguf(model, path, go, &p).file_bytes;
-            break;
-        }
-        }
+            case ExportFormat::Hf: {
+                const auto r = export_hf_dequantized(model, path, request.bf16 ? DType::BF16 : DType::F16, &p, eo);
+                *bytes = r.file_bytes;
+                report.insert({{"dtype", std::string(request.bf16 ? "bf16" : "f16")}, {"tensors", int64_t(r.tensors)}});
+                break;
+            }
+            case ExportFormat::Gguf: {
+                GgufExportOptions go;
+                if (!request.ggufType.isEmpty()) {
+                    const auto t = ggml_type_from_name(utf8(request.ggufType));
+                    if (!t) throw Error("export: unknown GGUF type '" + utf8(request.ggufType) + "'");
+                    go.default_type = *t;
+                } else {
+                    for (const auto& [index, q] : state->tensors) {
+                        const auto& l = model.layers().at(index);
+                        go.tensor_types[gguf_tensor_name(l.weight_name())] =
+                            gguf_type_for_codec(q.spec.to_string(), l.out_features, l.in_features);
+                    }
+                }
+                const auto r = export_gguf(model, path, go, &p);
+                *bytes = r.file_bytes;
+                report.insert({{"type", request.ggufType.isEmpty() ? std::string("per codec") : utf8(request.ggufType)},
+                               {"tensors", int64_t(r.tensors.size())}, {"file_type", int64_t(r.file_type)},
+                               {"tokenizer", r.tokenizer_model}});
+                std::vector<std::string> tensor, requested, used, reason;
+                for (const auto& f : r.fallbacks) {
+                    tensor.push_back(f.tensor);
+                    requested.push_back(ggml_type_name(f.requested));
+                    used.push_back(ggml_type_name(f.used));
+                    reason.push_back(f.reason);
+                }
+                fallbacks.add("tensor", tensor).add("requested", requested).add("used", used).add("reason", reason);
+                break;
+            }
+            }
+            report["bytes"] = int64_t(*bytes);
+            if (run) record_export(*run, model, report, &fallbacks, current_result(state->results, state->tensors));
+        });
     });
     connect(job, &JobRunner::finished, this, [this, request, bytes] { emit exported(request.path, qint64(*bytes)); });
-    return job;
-}
-
-JobRunner* WorkbenchSession::trainQat(const QatRequest& request) {
-    auto state = s_;
-    const DataSettings data = data_;
-    struct Out {
-        std::map<std::size_t, QuantizedTensor> tensors;
-        std::vector<LayerResult> results;
-    };
-    auto out = std::make_shared<Out>();
-    QPointer<WorkbenchSession> self(this);
-    JobRunner* job = jobs_->enqueue(tr("QAT (%1, %2 tokens)").arg(request.blockwise ? tr("block-wise") : tr("end-to-end"), request.tokens),
-                                    [state, data, request, out, self](ProgressSink& p) {
-        if (!state->model) throw Error("open a model first");
-        if (state->tensors.empty()) throw Error("QAT starts from quantized layers: quantize the selected layers with paretoq, lcqat or liftquant first");
-        for (const auto& [index, q] : state->tensors)
-            if (!qat_supports(q.spec.codec()))
-                throw Error("QAT cannot train " + state->model->layers().at(index).name + " (" + q.spec.to_string() +
-                            "): quantize with paretoq, lcqat or liftquant");
-        if (data.calibPath.isEmpty()) throw Error("QAT trains on the calibration text (Data panel)");
-        const auto train = file_tokens(*state->tok, data.calibPath, 0);
-        const auto heldout = file_tokens(*state->tok, data.evalPath, data.evalTokens);
-        QatOptions o;
-        o.mode = request.blockwise ? QatMode::Block : QatMode::EndToEnd;
-        o.tokens = parse_token_budget(utf8(request.tokens), int64_t(train.size()));
-        o.lr = request.lr;
-        o.scale_lr = request.scaleLr;
-        if (data.context > 0) o.ctx = data.context;
-        // Steps reach the chart through queued calls (TrainingCurves buffers and repaints on its own timer).
-        const QatCallback callback = [self](const QatProgress& step) {
-            QMetaObject::invokeMethod(self, [self, step] {
-                if (self) emit self->qatStep(step.step, step.loss, step.heldout_kl);
-            }, Qt::QueuedConnection);
-        };
-        auto& model = *state->model;
-        QatResult r = train_qat(model, state->tensors, train, heldout, o, callback, &p);
-        // The trained layers replace the PTQ ones; their weight errors are measured again.
-        for (auto& [index, q] : r.tensors) {
-            LayerResult lr;
-            lr.layer = index;
-            lr.name = model.layers().at(index).name;
-            lr.spec = q.spec;
-            lr.metrics = compare_weights(model.original_weight(index), model.weight(index), at::Tensor());
-            lr.metrics.code_bits_per_weight = q.code_bits_per_weight();
-            lr.metrics.total_bits_per_weight = q.total_bits_per_weight();
-            out->results.push_back(lr);
-        }
-        out->tensors = std::move(r.tensors);
-    });
-    emit qatStarted();
-    connect(job, &JobRunner::finished, this, [this, state, out] {
-        for (auto& [index, q] : out->tensors) state->tensors[index] = std::move(q);
-        state->results = std::move(out->results);
-        if (state == s_) emit quantized();
-    });
+    announceRun(job, projectPath_, runId);
     return job;
 }
 

@@ -21,6 +21,7 @@ struct Allocation;
 struct KlReport;
 struct LayerResult;
 class Measurements;
+struct QuantizedTensor;
 }  // namespace quench
 
 namespace quench::gui {
@@ -50,7 +51,18 @@ struct QatRequest {
     bool blockwise = false;   // false: end-to-end
     QString tokens;           // budget as core parses it: "200k", "10%@train"
     double lr = 1e-4, scaleLr = 1e-3;
+    QString checkpointDir;    // where the trainer saves resumable checkpoints; empty: none
+    bool resume = false;      // continue the checkpoint in checkpointDir (a cancelled run) instead of starting
 };
+
+// The latest QAT run's whole curve (a resumed run's includes the steps before the checkpoint).
+struct QatCurve {
+    std::vector<qint64> steps, klSteps;
+    std::vector<double> losses, klValues;
+    qint64 totalSteps = 0, resumedFrom = 0;
+};
+// The file core's trainer keeps in a checkpoint directory (core/qat/qat_trainer.cpp, kCheckpointName).
+QString qatCheckpointFile(const QString& dir);
 
 enum class ExportFormat { Packed = 1, Hf, Gguf };
 
@@ -94,7 +106,10 @@ public:
     const quench::Tokenizer* tokenizer() const;             // nullptr without a model
     const std::vector<int32_t>& evaluatedTokens() const;    // the text the latest KL report scored
     std::vector<float> originalWeights(std::size_t layer) const;  // full-precision weights, row-major
-    QString lastRunId() const { return lastRunId_; }
+    // The latest quantize (or QAT) result of a layer; nullptr when it is not quantized.
+    const quench::QuantizedTensor* quantizedTensor(std::size_t layer) const;
+    const QatCurve& qatCurve() const { return qatCurve_; }
+    QString lastRunId() const { return lastRunId_; }  // the latest run recorded in the project file
 
     // Pins and per-layer bit ranges from the layer tree; they feed the allocation problem.
     quench::AllocConstraints& constraints() { return constraints_; }
@@ -116,7 +131,8 @@ public:
     JobRunner* measureSensitivity(const std::vector<std::size_t>& layers, const QStringList& candidates);
     JobRunner* evaluate();
     JobRunner* exportModel(const ExportRequest& request);
-    // Fine-tunes the quantized layers (paretoq, lcqat or liftquant PTQ results) on the calibration text.
+    // Fine-tunes the quantized layers (paretoq, lcqat or liftquant PTQ results) on the calibration text;
+    // with request.resume, continues the checkpoint a cancelled run left in request.checkpointDir.
     JobRunner* trainQat(const QatRequest& request);
 
 signals:
@@ -127,20 +143,26 @@ signals:
     void evaluated();
     void exported(const QString& path, qint64 bytes);
     void constraintsChanged();
-    void qatStarted();
+    void qatStarted(bool resuming);
     // One training step (from the engine's callback, queued to the GUI thread); heldoutKl < 0: not measured.
     void qatStep(qint64 step, double loss, double heldoutKl);
+    void qatFinished();  // qatCurve() holds the run's whole curve
+    // A job recorded a run (complete, cancelled or failed) in the project file.
+    void runRecorded(const QString& project, const QString& runId);
 
 private:
     struct State;
     // Takes a quantize job's results into the session when it finishes; drops the old ones when it fails.
     void connectQuantizeJob(JobRunner* job, std::shared_ptr<State> state, std::shared_ptr<struct QuantizeOut> out);
+    // Announces the run a job recorded (its id is set on the worker thread when the run begins).
+    void announceRun(JobRunner* job, const QString& project, std::shared_ptr<std::string> runId);
     JobQueue* jobs_;
     std::shared_ptr<State> s_;  // shared with running jobs' continuations
     DataSettings data_;
     qint64 calibCount_ = -1, evalCount_ = -1;
     QString projectPath_, lastRunId_;
     quench::AllocConstraints constraints_;
+    QatCurve qatCurve_;
 };
 
 }  // namespace quench::gui

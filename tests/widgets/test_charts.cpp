@@ -40,6 +40,7 @@
 #include "model/tokenizer.h"
 #include "quant/codec_spec.h"
 #include "quant/model_quantizer.h"
+#include "synthetic_measurements.h"
 
 using namespace quench;
 using namespace quench::gui;
@@ -56,40 +57,6 @@ bool savePng(QWidget& w, const QString& name, QSize size = QSize(1100, 600)) {
     const QString dir = QCoreApplication::applicationDirPath() + QStringLiteral("/chart_png");
     QDir().mkpath(dir);
     return w.grab().save(dir + QLatin1Char('/') + name + QStringLiteral(".png"));
-}
-
-// blocks x {q,k,v,o,gate,up,down} layers, each with the given candidate bit widths; KL falls by about 4x per
-// extra bit and differs per layer so that the allocation is not uniform. KL is measured on every second
-// candidate, the others carry only the proxy, as a proxy-mode run leaves them.
-Measurements syntheticMeasurements(int blocks, const std::vector<int>& bits) {
-    static const char* kinds[] = {"q", "k", "v", "o", "gate", "up", "down"};
-    Measurements m;
-    for (int b = 0; b < blocks; ++b) {
-        for (int k = 0; k < 7; ++k) {
-            SensitivityLayer l;
-            l.block = b;
-            l.kind = kinds[k];
-            l.name = "model.layers." + std::to_string(b) + (k < 4 ? ".self_attn." : ".mlp.") + kinds[k] + "_proj";
-            l.out_features = k >= 4 ? 256 : 128;
-            l.in_features = 128;
-            m.add_layer(l);
-            const double sens = (1.0 + b) * (k == 6 ? 3.0 : 1.0) * (k == 1 ? 0.5 : 1.0);
-            for (size_t c = 0; c < bits.size(); ++c) {
-                SensitivityPoint p;
-                p.layer = l.name;
-                p.spec = CodecSpec::parse((bits[c] >= 4 ? "gptq:b=" : "rtn:b=") + std::to_string(bits[c]) + ",g=32")
-                             .to_string();
-                p.bits_per_weight = bits[c] + 0.5;
-                p.code_bits_per_weight = bits[c];
-                p.output_rel_error = 0.3 * std::pow(0.25, bits[c]);
-                p.has_kl = c % 2 == 0;
-                p.kl = sens * 0.01 * std::pow(0.25, bits[c] - 2);
-                p.proxy_kl = sens * 0.011 * std::pow(0.25, bits[c] - 2);
-                m.set(p);
-            }
-        }
-    }
-    return m;
 }
 
 }  // namespace
@@ -173,7 +140,7 @@ private slots:
     }
 
     void allocationSliderResolvesLikeCore() {
-        const Measurements m = syntheticMeasurements(4, {2, 3, 4, 5, 6, 8});
+        const Measurements m = test::syntheticMeasurements(4, {2, 3, 4, 5, 6, 8});
         const AllocationSpec spec = to_allocation_spec(m, CostSource::Auto);
         const AllocationProblem problem(spec);
         AllocationView view;
@@ -212,7 +179,7 @@ private slots:
     }
 
     void allocationUnitsConstraintsAndInfeasible() {
-        const Measurements m = syntheticMeasurements(2, {2, 3, 4, 8});
+        const Measurements m = test::syntheticMeasurements(2, {2, 3, 4, 8});
         AllocationView view;
         view.setMeasurements(m, CostSource::Auto);
         const AllocationProblem problem(to_allocation_spec(m, CostSource::Auto));
@@ -266,7 +233,7 @@ private slots:
 
     void allocationSliderMoveIsFast() {
         // 143 blocks x 7 kinds = 1001 layers (a 70B model has 560), 7 candidates each.
-        const Measurements m = syntheticMeasurements(143, {2, 3, 4, 5, 6, 7, 8});
+        const Measurements m = test::syntheticMeasurements(143, {2, 3, 4, 5, 6, 7, 8});
         AllocationView view;
         view.setMeasurements(m, CostSource::Auto);
         view.resize(1280, 700);
@@ -286,7 +253,7 @@ private slots:
         QVERIFY(worst < 100);
     }
     void heatmapCellsAreTheMeasuredKl() {
-        Measurements m = syntheticMeasurements(3, {2, 3, 4, 8});
+        Measurements m = test::syntheticMeasurements(3, {2, 3, 4, 8});
         SensitivityLayer head{"lm_head", "lm_head", -1, 512, 128};
         m.add_layer(head);
         SensitivityPoint hp;
@@ -337,7 +304,7 @@ private slots:
     }
 
     void rateDistortionSeriesAreTheMeasuredPoints() {
-        const Measurements m = syntheticMeasurements(2, {4, 2, 8, 3});  // not in bits order
+        const Measurements m = test::syntheticMeasurements(2, {4, 2, 8, 3});  // not in bits order
         RateDistortionChart chart;
         chart.setMeasurements(m);
         QCOMPARE(chart.seriesCount(), RateDistortionChart::kDefaultLayers);
@@ -482,7 +449,7 @@ private slots:
         QVERIFY(savePng(d, QStringLiteral("distortion_chart_dark"), QSize(800, 450)));
         AllocationView a;
         a.setPalette(dark);
-        a.setMeasurements(syntheticMeasurements(4, {2, 3, 4, 8}), CostSource::Auto);
+        a.setMeasurements(test::syntheticMeasurements(4, {2, 3, 4, 8}), CostSource::Auto);
         QVERIFY(savePng(a, QStringLiteral("allocation_view_dark"), QSize(1000, 500)));
         TokenKlView t;
         t.setPalette(dark);
@@ -501,7 +468,7 @@ private slots:
             return QToolTip::text();
         };
         AllocationView a;
-        a.setMeasurements(syntheticMeasurements(1, {2, 4}), CostSource::Auto);
+        a.setMeasurements(test::syntheticMeasurements(1, {2, 4}), CostSource::Auto);
         a.resize(800, 400);
         a.show();
         QVERIFY(QTest::qWaitForWindowExposed(&a));
@@ -519,7 +486,7 @@ private slots:
         QVERIFY(tipAt(plot, right).contains(QStringLiteral("model.layers.0.mlp.down_proj")));
 
         SensitivityHeatmap map;
-        map.setMeasurements(syntheticMeasurements(2, {2, 4}));
+        map.setMeasurements(test::syntheticMeasurements(2, {2, 4}));
         map.resize(700, 400);
         map.show();
         QVERIFY(QTest::qWaitForWindowExposed(&map));

@@ -1,7 +1,10 @@
 // Each panel on its own, against a session holding the real tiny model: the layer tree and its selection
 // modes and constraints, the data panel's settings and token counts (checked against core's tokenizer),
 // the method form generated from the codec schema and its validation, the job list, the results panel's
-// error path and the export dialog's size estimate.
+// error path, the export dialog's size estimate and the Weights page's values for a vector codec.
+// torch first: Qt's `slots` macro would otherwise break torch's ivalue headers.
+#include <torch/torch.h>
+
 #include <QCheckBox>
 #include <QPlainTextEdit>
 #include <QComboBox>
@@ -18,6 +21,7 @@
 #include <thread>
 
 #include "analysis/text_data.h"
+#include "charts/weight_histogram.h"
 #include "data_panel.h"
 #include "error_reporter.h"
 #include "export_dialog.h"
@@ -29,7 +33,9 @@
 #include "method_panel.h"
 #include "model/tokenizer.h"
 #include "model_panel.h"
+#include "quant/codec.h"
 #include "results_panel.h"
+#include "weights_page.h"
 #include "workbench_session.h"
 
 using namespace quench::gui;
@@ -230,6 +236,32 @@ private slots:
         dialog.setPath(QStringLiteral("/tmp/x.gguf"));
         QCOMPARE(dialog.request().format, ExportFormat::Gguf);
         QCOMPARE(dialog.request().path, QStringLiteral("/tmp/x.gguf"));
+    }
+
+    // Last: it quantizes a layer of the shared session. A vector codec has no per-group grid: the Weights
+    // page draws the distinct values the chosen row dequantizes to (core's dequantize), thinned to 256.
+    void weightsPageShowsAVectorCodecsRowValues() {
+        WeightsPage page(session_);
+        JobRunner* job = session_->quantize({0}, QStringLiteral("liftquant:D=16,d=8"));
+        QVERIFY(job->waitForEnd(30000));
+        QVERIFY2(job->state() == JobRunner::State::Finished, qPrintable(job->errorMessage()));
+        page.showLayer(0);
+        const quench::QuantizedTensor* q = session_->quantizedTensor(0);
+        QVERIFY(q);
+        QCOMPARE(page.groupSpin()->maximum(), int(q->rows - 1));  // one "group" per row
+        page.groupSpin()->setValue(3);
+        QCOMPARE(page.groupRow(), int64_t(3));
+        const at::Tensor row = quench::make_codec(q->spec)->dequantize(*q)[3].contiguous();
+        std::vector<double> values(row.data_ptr<float>(), row.data_ptr<float>() + row.numel());
+        std::sort(values.begin(), values.end());
+        values.erase(std::unique(values.begin(), values.end()), values.end());
+        const WeightHistogram* h = page.histogram();
+        QCOMPARE(std::size_t(h->levelCount()), std::min(values.size(), WeightsPage::kMaxLevels));
+        for (int i = 0; i < h->levelCount(); ++i)
+            QVERIFY2(std::binary_search(values.begin(), values.end(), h->level(i)), qPrintable(QString::number(h->level(i))));
+        QCOMPARE(h->level(0), values.front());
+        QCOMPARE(h->level(h->levelCount() - 1), values.back());
+        QVERIFY(page.levelsText().contains(QStringLiteral("no per-group grid")));
     }
 };
 

@@ -40,6 +40,7 @@ AllocationView::AllocationView(QWidget* parent) : QWidget(parent) {
     unitBox_->addItem(tr("MB"), int(BudgetUnit::Megabytes));
     unitBox_->setToolTip(tr("Average bits per weight over the layers of the problem, or their size in MB (10^6 bytes)"));
     summary_ = new QLabel(this);
+    summary_->setWordWrap(true);  // one long line would widen the tab beyond the space the docks leave it
     summary_->setTextInteractionFlags(Qt::TextSelectableByMouse);
     summary_->setToolTip(tr("Predicted KL: sum of the chosen settings' measured (or proxy) KL, in nats per token. "
                             "Size: the quantized layers' total bits / 8."));

@@ -83,6 +83,9 @@ QString formatValue(double v) {
 QStackedLayout* noDataStack(QWidget* view, const QString& message, QWidget* parent) {
     auto* noData = new QLabel(message, parent);
     noData->setAlignment(Qt::AlignCenter);
+    // Wrapped: a stacked layout is as wide as its widest page, and one line of message would set the
+    // chart's minimum width even while the chart itself shows.
+    noData->setWordWrap(true);
     auto* stack = new QStackedLayout;
     stack->addWidget(noData);
     stack->addWidget(view);

@@ -35,7 +35,7 @@ QColor curveColor(int i) {
 RateDistortionChart::RateDistortionChart(QWidget* parent) : QWidget(parent) {
     list_ = new QListWidget(this);
     list_->setToolTip(tr("Tick the layers whose curves to draw"));
-    list_->setMaximumWidth(260);
+    list_->setMaximumWidth(220);  // the full layer names fit; the chart keeps the rest
     connect(list_, &QListWidget::itemChanged, this, [this] {
         QStringList names;
         for (int i = 0; i < list_->count(); ++i)
