@@ -21,7 +21,9 @@
 
 namespace quench::gui {
 
-QString qatCheckpointFile(const QString& dir) { return QDir(dir).filePath(QStringLiteral("qat-checkpoint.pt")); }
+QString qatCheckpointFile(const QString& dir) {
+    return QDir::cleanPath(QString::fromStdString(qat_checkpoint_path(dir.toStdString())));
+}
 
 namespace {
 

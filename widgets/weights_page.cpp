@@ -15,81 +15,10 @@
 
 #include "charts/weight_histogram.h"
 #include "common/error.h"
-#include "quant/bitpack.h"
-#include "quant/codec.h"
-#include "quant/scalar_grid.h"
+#include "quant/group_levels.h"
 #include "workbench_session.h"
 
 namespace quench::gui {
-
-namespace {
-
-// The grid a grid codec stores its codes on and its group size in columns (0: one group per row), built
-// from the spec as the codec's own factory builds them (core/quant/rtn.cpp, gptq.cpp, paretoq.cpp);
-// nullptr for codecs without a per-group scalar grid. The widget test checks the levels against the
-// codec's dequantize, so a drift from the factories fails there.
-std::unique_ptr<ScalarGrid> grid_of(const CodecSpec& spec, int64_t& g) {
-    const std::string& codec = spec.codec();
-    if (codec == "rtn") {
-        g = spec.get_int("g");
-        return make_int_grid(int(spec.get_int("b")), spec.get_flag("sym"));
-    }
-    if (codec == "gptq") {
-        g = spec.get_int("g");
-        if (spec.get_choice("grid") == "paretoq") return make_paretoq_grid(spec.get_real("b"), spec.to_string());
-        return make_int_grid(int(spec.get_real("b")), spec.get_flag("sym"));
-    }
-    if (codec == "paretoq") {
-        g = 0;
-        return make_paretoq_grid(spec.get_real("b"), spec.to_string());
-    }
-    return nullptr;
-}
-
-struct GroupLevels {
-    std::vector<double> values;  // ascending, distinct
-    bool grid = false;           // every level of a scalar grid; false: distinct dequantized values
-    std::size_t distinct = 0;    // values before thinning
-};
-
-// Columns per group of q (its whole row for codecs without a grid).
-int64_t group_columns(const QuantizedTensor& q) {
-    int64_t g = 0;
-    if (!grid_of(q.spec, g)) return q.cols;
-    return group_size(q.spec, g, q.rows, q.cols);
-}
-
-GroupLevels levels_of(const QuantizedTensor& q, int64_t row, int64_t column) {
-    GroupLevels out;
-    int64_t g = 0;
-    if (const auto grid = grid_of(q.spec, g)) {
-        // scale * (code - zero) for every code: decode() of the whole code range with this group's parameters.
-        const int64_t groups = q.cols / group_size(q.spec, g, q.rows, q.cols), index = row * groups + column;
-        const at::Tensor scales = q.part("scales").data.to(at::kFloat).reshape({-1});
-        GridParams p{scales.narrow(0, index, 1).view({1, 1}), {}};
-        if (const int zb = grid->zero_bits())
-            p.zero = unpack_bits(q.part("zeros").data, zb, q.rows * groups).to(at::kFloat).narrow(0, index, 1).view({1, 1});
-        const at::Tensor levels = grid->decode(at::arange(grid->num_codes(), at::kLong).view({1, -1}), p)
-                                      .to(at::kDouble).contiguous();
-        out.values.assign(levels.data_ptr<double>(), levels.data_ptr<double>() + levels.numel());
-        out.grid = true;
-    } else {
-        const at::Tensor w = make_codec(q.spec)->dequantize(q)[row].to(at::kDouble).contiguous();
-        out.values.assign(w.data_ptr<double>(), w.data_ptr<double>() + w.numel());
-    }
-    std::sort(out.values.begin(), out.values.end());
-    out.values.erase(std::unique(out.values.begin(), out.values.end()), out.values.end());
-    out.distinct = out.values.size();
-    if (out.values.size() > WeightsPage::kMaxLevels) {  // evenly by rank: the spread stays visible
-        std::vector<double> thinned;
-        const double step = double(out.values.size() - 1) / double(WeightsPage::kMaxLevels - 1);
-        for (std::size_t i = 0; i < WeightsPage::kMaxLevels; ++i) thinned.push_back(out.values[std::size_t(std::lround(i * step))]);
-        out.values = std::move(thinned);
-    }
-    return out;
-}
-
-}  // namespace
 
 WeightsPage::WeightsPage(WorkbenchSession* session, QWidget* parent) : QWidget(parent), session_(session) {
     histogram_ = new WeightHistogram(this);
@@ -194,7 +123,7 @@ void WeightsPage::showGroup() {
     showWeights(groupOnly_->isChecked() && weights_.size() >= std::size_t((row_ + 1) * cols_) ? group_->value() : -1);
     const QString spec = QString::fromStdString(q->spec.to_string());
     try {
-        const GroupLevels levels = levels_of(*q, row_, column_);
+        const GroupLevels levels = group_levels(*q, row_, column_, kMaxLevels);
         histogram_->setLevels(levels.values);
         if (levels.grid) {
             histogram_->setTitle(tr("%1: levels of row %2, group %3").arg(name).arg(row_).arg(column_));

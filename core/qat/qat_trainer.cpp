@@ -159,7 +159,7 @@ struct Trainer {
     int64_t local_step(int64_t step) const { return o.mode == QatMode::EndToEnd ? step : step % steps_per_block; }
     int64_t local_total() const { return o.mode == QatMode::EndToEnd ? total_steps : steps_per_block; }
 
-    std::string checkpoint_path() const { return o.checkpoint_dir + "/" + kCheckpointName; }
+    std::string checkpoint_path() const { return qat_checkpoint_path(o.checkpoint_dir); }
 
     void save(int64_t done, torch::optim::AdamW& opt) const {
         std::filesystem::create_directories(o.checkpoint_dir);
@@ -313,6 +313,8 @@ int64_t parse_token_budget(const std::string& text, int64_t train_tokens) {
     if (tokens < 1) throw Error("--tokens '" + text + "': the budget is less than one token");
     return static_cast<int64_t>(std::llround(tokens));
 }
+
+std::string qat_checkpoint_path(const std::string& checkpoint_dir) { return checkpoint_dir + "/" + kCheckpointName; }
 
 QatResult train_qat(LlamaModel& model, const std::map<std::size_t, QuantizedTensor>& ptq,
                     const std::vector<int32_t>& train_tokens, const std::vector<int32_t>& heldout_tokens,

@@ -80,6 +80,9 @@ struct QatResult {
 // "10%@train" (of train_tokens, the training text's size) or "0.1%@8B". Throws quench::Error naming the text.
 int64_t parse_token_budget(const std::string& text, int64_t train_tokens);
 
+// The checkpoint file train_qat writes in and resumes from checkpoint_dir.
+std::string qat_checkpoint_path(const std::string& checkpoint_dir);
+
 // Trains the layers of ptq (registry index -> PTQ result, codecs paretoq/lcqat/liftquant) of a model whose
 // current weights are their dequantized PTQ weights and whose originals are full precision. On return the
 // model's current weights are the trained layers' dequantized exports. heldout_tokens may be empty (no KL

@@ -99,9 +99,11 @@ public:
     at::Tensor dequantize(const QuantizedTensor& q) const override {
         return load_grouped(spec(), *grid_, group_size(spec(), g_, q.rows, q.cols), q);
     }
+    // The grid the codes live on and the columns per group for a [rows, cols] weight (views of the levels).
+    const ScalarGrid& grid() const { return *grid_; }
+    int64_t group_columns(int64_t rows, int64_t cols) const { return group_size(spec(), g_, rows, cols); }
 
 protected:
-    const ScalarGrid& grid() const { return *grid_; }
     int64_t group_for(const at::Tensor& W) const { return group_size(spec(), g_, W.size(0), W.size(1)); }
 
 private:
