@@ -232,8 +232,10 @@ namespace {
 
 // The quantize job: restore, quantize the plan, evaluate when there is evaluation text, and record the run
 // in the project file when there is one (as `quench-cli quantize --out`).
+// kind: "quantize" (one setting) or "apply" (an allocation's per-layer settings), as the CLI records them.
 void run_quantize(LlamaModel& model, const Tokenizer& tok, const std::vector<LayerPlan>& plan, const DataSettings& data,
-                  const std::string& project, const std::string& label, QuantizeOut& out, ProgressSink& p) {
+                  const std::string& project, const char* kind, const std::string& label, QuantizeOut& out,
+                  ProgressSink& p) {
     const auto work = [&](RunWriter* run) {
         model.restore_all();
         const auto calib = file_tokens(tok, data.calibPath, data.calibTokens);
@@ -261,7 +263,7 @@ void run_quantize(LlamaModel& model, const Tokenizer& tok, const std::vector<Lay
         record_quantize(*run, model, dp, out.result, eval ? &out.kl : nullptr, label);
     };
     try {
-        run_recorded(project, "quantize", label, out.run_id, work);
+        run_recorded(project, kind, label, out.run_id, work);
     } catch (...) {
         model.restore_all();  // failed, cancelled or not recorded: no half-quantized model stays behind
         throw;
@@ -291,7 +293,8 @@ JobRunner* WorkbenchSession::quantize(const std::vector<std::size_t>& layers, co
         if (!state->model) throw Error("open a model first");
         if (chosen.empty()) throw Error("select at least one layer to quantize");
         const CodecSpec cs = CodecSpec::parse(text);
-        run_quantize(*state->model, *state->tok, uniform_plan(chosen, cs), data, project, cs.to_string(), *out, p);
+        run_quantize(*state->model, *state->tok, uniform_plan(chosen, cs), data, project, "quantize", cs.to_string(),
+                     *out, p);
     });
     connectQuantizeJob(job, state, out);
     announceRun(job, projectPath_, out->run_id);
@@ -349,8 +352,8 @@ JobRunner* WorkbenchSession::applyAllocation(const Allocation& allocation) {
         if (!state->model) throw Error("open a model first");
         std::vector<LayerPlan> plan;
         for (const auto& [idx, spec] : choices) plan.push_back({idx, CodecSpec::parse(spec)});
-        run_quantize(*state->model, *state->tok, plan, data, project, "allocation at " + std::to_string(bpw) + " bpw",
-                     *out, p);
+        run_quantize(*state->model, *state->tok, plan, data, project, "apply",
+                     "allocation at " + std::to_string(bpw) + " bpw", *out, p);
     });
     connectQuantizeJob(job, state, out);
     announceRun(job, projectPath_, out->run_id);

@@ -303,12 +303,13 @@ private slots:
         QCOMPARE(QString::fromStdString(alloc->allocation().layers[0].spec), QStringLiteral("rtn:b=8,g=32"));
         QVERIFY(alloc->allocation().layers[0].pinned);
 
-        // Apply it: a second quantize run with per-layer settings.
+        // Apply it: a run of kind apply, quantizing with per-layer settings.
         JobRunner* apply = w.applyAllocation();
         QVERIFY(apply);
         QVERIFY(apply->waitForEnd(30000));
         QCOMPARE(apply->state(), JobRunner::State::Finished);
         QCOMPARE(w.session()->layerOutcomes().at(selected[0]).spec, QStringLiteral("rtn:b=8,g=32"));
+        QCOMPARE(readRun(project, QStringLiteral("run-0003"), "apply").summary.info.kind, std::string("apply"));
 
         // Results: the project file lists the three runs (quantize, sensitivity, apply); compare the two
         // quantize runs layer by layer.
