@@ -270,7 +270,18 @@ QK_AVX2 void group_params_avx2(const GridView& w, const BlockPlan& bp, const Int
     }
     const int B = w.bits;
     const uint32_t mask = (1u << B) - 1u;
-    for (g = 0; g < bp.groups; g += 8) {  // eight zero codes from one 64-bit read (8 B + 7 <= 64 bits for B < 8)
+    g = 0;
+    if (B <= 4) {  // eight zero codes of up to 4 bits fit one 32-bit field: one variable shift splits them
+        const __m256i shifts = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(B));
+        for (; g + 8 <= bp.groups; g += 8) {
+            const int64_t bit = (first + g) * B;
+            const auto field = static_cast<uint32_t>(detail::load_u64(w.zeros, w.zero_bytes, bit >> 3) >> (bit & 7));
+            _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + g),
+                                _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(static_cast<int32_t>(field)), shifts),
+                                                 _mm256_set1_epi32(static_cast<int32_t>(mask))));
+        }
+    }
+    for (; g < bp.groups; g += 8) {  // eight zero codes from one 64-bit read (8 B + 7 <= 64 bits for B < 8)
         const int64_t bit = (first + g) * B;
         const uint64_t field = detail::load_u64(w.zeros, w.zero_bytes, bit >> 3) >> (bit & 7);
         for (int i = 0; i < 8 && g + i < bp.groups; ++i) o[g + i] = static_cast<int32_t>((field >> (B * i)) & mask);

@@ -38,7 +38,8 @@ const std::vector<PackedCase>& grid_cases() {
         {"rtn:b=5,g=0", 11, 77},         {"rtn:b=2,g=0,sym", 5, 13},      {"paretoq:b=1", 23, 1003},
         {"paretoq:b=1.58", 29, 517},     {"paretoq:b=2", 31, 250},        {"paretoq:b=4", 10, 4100},
         {"paretoq:b=3", 6, 99},          {"gptq:b=2,g=32,grid=paretoq", 12, 160},
-        {"rtn:b=3,g=128,sym", 5, 512},   {"paretoq:b=3", 4, 256}});  // 3-bit runs decoded 32 at a time
+        {"rtn:b=3,g=128,sym", 5, 512},   {"paretoq:b=3", 4, 256},  // 3-bit runs decoded 32 at a time
+        {"rtn:b=2,g=32", 5, 640},        {"rtn:b=3,g=32", 7, 288}});  // 8+ zero codes per row, 27-bit rows
     return c;
 }
 
