@@ -19,15 +19,6 @@ std::string joined(const std::vector<std::string>& parts, const std::string& sep
     return out;
 }
 
-// The job's own error is what the user must see: a failure to record its end (a full disk) only leaves
-// the run incomplete, which the Results tab shows.
-void record_end(RunWriter& run, const char* error) {
-    try {
-        error ? run.fail(error) : run.cancel();
-    } catch (const std::exception&) {
-    }
-}
-
 // Model provenance hashes the model files without a progress sink: the job's bar must not restart.
 void write_model(RunWriter& run, const LlamaModel& model) { write_model_provenance(run, model_provenance(model)); }
 
@@ -37,22 +28,9 @@ std::string gui_command(const std::string& what) { return "quench (GUI): " + wha
 
 void run_recorded(const std::string& project, const std::string& kind, const std::string& what,
                   std::shared_ptr<std::string> run_id, const std::function<void(RunWriter*)>& work) {
-    if (project.empty()) {
-        work(nullptr);
-        return;
-    }
-    RunWriter run = RunStore::create_or_open(project).begin_run(current_run_info(kind, gui_command(what)));
-    if (run_id) *run_id = run.id();
-    try {
-        work(&run);
-    } catch (const Cancelled&) {
-        record_end(run, nullptr);
-        throw;
-    } catch (const std::exception& e) {
-        record_end(run, e.what());
-        throw;
-    }
-    run.finish();
+    quench::run_recorded(project, current_run_info(kind, gui_command(what)), work, [&](const std::string& id) {
+        if (run_id) *run_id = id;
+    });
 }
 
 void record_quantize(RunWriter& run, const LlamaModel& model, const std::vector<DataProvenance>& data,

@@ -26,9 +26,8 @@ namespace quench::gui {
 // "quench (GUI): <what>", the command line a GUI run records.
 std::string gui_command(const std::string& what);
 
-// Runs work with a writer for a new run of `kind` in `project` (work gets nullptr when project is empty),
-// then commits the run complete; when work throws, marks it cancelled or failed (a failure to record that
-// never hides the job's own error) and rethrows. *run_id gets the run's id as soon as it begins.
+// quench::run_recorded (io/run_records.h) with a GUI command line; *run_id gets the run's id as soon as it
+// begins.
 void run_recorded(const std::string& project, const std::string& kind, const std::string& what,
                   std::shared_ptr<std::string> run_id, const std::function<void(RunWriter*)>& work);
 

@@ -14,7 +14,8 @@ class RunWriter;
 
 namespace quench::cli {
 
-// Runs job with a run writer for `out` (nullptr when out is empty) and commits the run when job returns.
+// quench::run_recorded (io/run_records.h) with this command's kind, seed and command line; says on stderr
+// which run it recorded.
 void run_recorded(const std::string& out, const std::string& kind, uint64_t seed, const GlobalOptions& g,
                   const std::function<void(RunWriter*)>& job);
 

@@ -16,6 +16,33 @@
 
 namespace quench {
 
+std::string run_recorded(const std::string& project, const RunInfo& info, const std::function<void(RunWriter*)>& job,
+                         const std::function<void(const std::string& id)>& begun) {
+    if (project.empty()) {
+        job(nullptr);
+        return {};
+    }
+    RunWriter run = RunStore::create_or_open(project).begin_run(info);
+    if (begun) begun(run.id());
+    const auto end = [&run](const char* error) {
+        try {
+            error ? run.fail(error) : run.cancel();
+        } catch (const std::exception&) {
+        }
+    };
+    try {
+        job(&run);
+    } catch (const Cancelled&) {
+        end(nullptr);
+        throw;
+    } catch (const std::exception& e) {
+        end(e.what());
+        throw;
+    }
+    run.finish();
+    return run.id();
+}
+
 namespace fs = std::filesystem;
 
 namespace {

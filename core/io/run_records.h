@@ -4,6 +4,7 @@
 // (with the per-token KL vector) and quantized tensors. Readers return the structs the writers took, so
 // every record round-trips exactly.
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,15 @@ struct LayerResult;
 struct PerplexityResult;
 struct QuantizeResult;
 struct QuantizedTensor;
+
+// The one way a job records itself in a project file, shared by quench-cli and the GUI: the run begins
+// before the work (another process sees it running; begun gets its id at once), job gets its writer
+// (nullptr when project is empty), and the run is committed complete when job returns, marked cancelled
+// on quench::Cancelled or failed with the message on any other exception, which is rethrown. A failure to
+// record that end (a full disk) never hides the job's own error; it leaves the run incomplete. Returns the
+// run id ("" without a project).
+std::string run_recorded(const std::string& project, const RunInfo& info, const std::function<void(RunWriter*)>& job,
+                         const std::function<void(const std::string& id)>& begun = {});
 
 // argv as one line a POSIX shell would split back into the same arguments.
 std::string command_line_text(int argc, const char* const* argv);

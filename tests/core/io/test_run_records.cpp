@@ -260,3 +260,30 @@ TEST(RunRecords, TensorsWithUnknownDtypesOrRolesAreRefused) {
     msg = error_of([&] { from_stored(s); });
     EXPECT_TRUE(contains(msg, "part 'codes'") && contains(msg, "unknown dtype 'complex64'")) << msg;
 }
+
+TEST(RunRecords, RunRecordedCommitsFailsOrCancelsAndRethrows) {
+    ScratchDir dir;
+    const std::string project = dir.file("study.h5");
+    std::string begun;
+    const std::string id = run_recorded(
+        project, current_run_info("quantize", "test"), [](RunWriter* run) { run->set_attr("n", int64_t{3}); },
+        [&](const std::string& i) { begun = i; });
+    EXPECT_EQ(id, "run-0001");
+    EXPECT_EQ(begun, id);
+    EXPECT_THROW(run_recorded(project, current_run_info("quantize", "test"),
+                              [](RunWriter*) { throw Error("calibration text unreadable"); }),
+                 Error);
+    EXPECT_THROW(run_recorded(project, current_run_info("qat", "test"), [](RunWriter*) { throw Cancelled(); }),
+                 Cancelled);
+    const RunStore store = RunStore::open(project);
+    const auto runs = store.runs();
+    ASSERT_EQ(runs.size(), 3u);
+    EXPECT_EQ(runs[0].status, RunStatus::Complete);
+    EXPECT_EQ(runs[1].status, RunStatus::Failed);
+    EXPECT_NE(runs[1].message.find("calibration text unreadable"), std::string::npos) << runs[1].message;
+    EXPECT_EQ(runs[2].status, RunStatus::Cancelled);
+    // Without a project the job runs with no writer and nothing is written.
+    bool ran = false;
+    EXPECT_EQ(run_recorded("", current_run_info("quantize", "test"), [&](RunWriter* run) { ran = run == nullptr; }), "");
+    EXPECT_TRUE(ran);
+}
