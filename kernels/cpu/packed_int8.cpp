@@ -98,18 +98,13 @@ Int8Acts quantize_acts(const GridView& w, const BlockPlan& bp, Layout l, const f
                 const int64_t k = b * bp.padded + g * bp.per_group + kk, c0 = bp.col0(g, kk, w);
                 const int n = bp.width(kk, w);
                 const float* xb = x + b * w.cols + c0;
-                float amax = 0.f;
-                for (int c = 0; c < n; ++c) amax = std::max(amax, std::fabs(xb[c]));
-                const float id = amax > 0.f ? 127.0f / amax : 0.f;
-                a.d[k] = amax / 127.0f;
+                const detail::Int8Step st = detail::int8_step(xb, n);
+                a.d[k] = st.d;
                 int32_t s = 0;
                 for (int p = 0; p < bp.ab; ++p) {
                     const int c = static_cast<int>(p / QB * QB) + col[p % QB];
                     if (c >= n) continue;
-                    // Round half away from zero (|v| <= 127 plus an ulp, so the clamp only catches that ulp).
-                    const float v = xb[c] * id;
-                    const int qi = static_cast<int>(v + (v < 0.f ? -0.5f : 0.5f));
-                    const auto qv = static_cast<int8_t>(std::max(-127, std::min(127, qi)));
+                    const int8_t qv = detail::int8_code(xb[c], st.id);
                     a.q[k * bp.ab + p] = qv;
                     s += qv;
                 }

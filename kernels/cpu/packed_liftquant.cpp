@@ -81,61 +81,80 @@ void lift_dequantize_f32(const LiftView& w, float* out, const CpuOptions& opt) {
 
 void lift_dequantize_f16(const LiftView& w, uint16_t* out, const CpuOptions& opt) { dequantize(w, nullptr, out, opt); }
 
+namespace detail {
+
+std::vector<float> lift_project(const LiftView& w, const float* x, int64_t batch, bool by_rows, int threads) {
+    const std::vector<float> M = lift_matrix(w);
+    const int64_t cols = w.cols, chunks = cols / w.d, plen = chunks * w.D;
+    const int64_t block = hadamard_block(cols);
+    const float norm = w.signs ? hadamard_norm(block) : 1.f;
+    std::vector<float> xt(batch * cols), p(batch * plen);
+    // x' = H (sign * x / act_scale): the transpose of what dequantization applies to the rows of W. Vectors
+    // (and Hadamard blocks within one) are independent, so they are spread over the threads.
+    const int64_t blocks = w.signs ? cols / block : 1, span = w.signs ? block : cols;
+    parallel_rows(batch * blocks, threads, [&](int64_t u0, int64_t u1) {
+        for (int64_t u = u0; u < u1; ++u) {
+            const int64_t b = u / blocks, c0 = (u % blocks) * span;
+            const float* xb = x + b * cols;
+            float* t = xt.data() + b * cols;
+            for (int64_t c = c0; c < c0 + span; ++c) {
+                t[c] = w.act_scale ? xb[c] / half_to_float(w.act_scale[c]) : xb[c];
+                if (w.signs && !((w.signs[c >> 3] >> (c & 7)) & 1u)) t[c] = -t[c];
+            }
+            if (w.signs) fwht_blocks(t + c0, span, block);
+        }
+    });
+    // p[j][k] = sum_i M[i][k] x'[j d + i] / norm, chunks spread over the threads.
+    parallel_rows(batch * chunks, threads, [&](int64_t u0, int64_t u1) {
+        for (int64_t u = u0; u < u1; ++u) {
+            const int64_t b = u / chunks, j = u % chunks;
+            const float* xc = xt.data() + b * cols + j * w.d;
+            float* pc = p.data() + b * plen + j * w.D;
+            if (by_rows) {
+                float acc[32] = {};
+                for (int i = 0; i < w.d; ++i) {
+                    const float* m = M.data() + static_cast<std::size_t>(i) * w.D;
+                    for (int k = 0; k < w.D; ++k) acc[k] += m[k] * xc[i];
+                }
+                for (int k = 0; k < w.D; ++k) pc[k] = acc[k] / norm;
+                continue;
+            }
+            for (int k = 0; k < w.D; ++k) {
+                float acc = 0.f;
+                for (int i = 0; i < w.d; ++i) acc += M[static_cast<std::size_t>(i) * w.D + k] * xc[i];
+                pc[k] = acc / norm;
+            }
+        }
+    });
+    return p;
+}
+
+GridView lift_sign_grid(const LiftView& w) {
+    GridView g;
+    g.kind = GridKind::Binary;
+    g.bits = 1;
+    g.rows = w.rows;
+    g.cols = g.group = (w.cols / w.d) * w.D;
+    g.codes = w.codes;
+    g.code_bytes = w.code_bytes;
+    g.scales = w.scales;
+    return g;
+}
+
+}  // namespace detail
+
 namespace {
 
-// The GEMV with the transforms moved onto x: the projected inputs p [batch, (cols / d) D], and the codes as
-// the binary grid they multiply (one scale per row). `gemv` is grid_gemv or grid_gemv_int8; the int8 path
-// (`by_rows`) sums each projection over i in the outer loop, which vectorises over k (it rounds p anyway),
-// while the fp32 GEMV keeps its sequential sums.
+// The GEMV with the transforms moved onto x (see the header): the projected inputs, then the binary grid
+// GEMV (grid_gemv or grid_gemv_int8) over the sign codes.
 template <typename GridGemv>
 void lift_gemv_through(const LiftView& w, const float* x, float* y, int64_t batch, const CpuOptions& opt,
                        GridGemv gemv, bool by_rows) {
     validate(w);
     if (batch < 1 || batch > 8) bad("batch " + std::to_string(batch) + " is outside 1..8");
     if (!x || !y) bad("x or y is null");
-    const std::vector<float> M = lift_matrix(w);
-    const int64_t cols = w.cols, chunks = cols / w.d, plen = chunks * w.D;
-    std::vector<float> xt(cols), p(batch * plen);
-    for (int64_t b = 0; b < batch; ++b) {
-        // x' = H (sign * x / act_scale): the transpose of what dequantization applies to the rows of W.
-        const float* xb = x + b * cols;
-        for (int64_t c = 0; c < cols; ++c) xt[c] = w.act_scale ? xb[c] / half_to_float(w.act_scale[c]) : xb[c];
-        float norm = 1.f;
-        if (w.signs) {
-            for (int64_t c = 0; c < cols; ++c)
-                if (!((w.signs[c >> 3] >> (c & 7)) & 1u)) xt[c] = -xt[c];
-            detail::fwht_blocks(xt.data(), cols, hadamard_block(cols));
-            norm = detail::hadamard_norm(hadamard_block(cols));
-        }
-        float* pb = p.data() + b * plen;
-        if (by_rows) {
-            for (int64_t j = 0; j < chunks; ++j) {
-                float acc[32] = {};
-                for (int i = 0; i < w.d; ++i) {
-                    const float xv = xt[j * w.d + i];
-                    const float* m = M.data() + static_cast<std::size_t>(i) * w.D;
-                    for (int k = 0; k < w.D; ++k) acc[k] += m[k] * xv;
-                }
-                for (int k = 0; k < w.D; ++k) pb[j * w.D + k] = acc[k] / norm;
-            }
-            continue;
-        }
-        for (int64_t j = 0; j < chunks; ++j)
-            for (int k = 0; k < w.D; ++k) {
-                float acc = 0.f;
-                for (int i = 0; i < w.d; ++i) acc += M[static_cast<std::size_t>(i) * w.D + k] * xt[j * w.d + i];
-                pb[j * w.D + k] = acc / norm;
-            }
-    }
-    GridView g;
-    g.kind = GridKind::Binary;
-    g.bits = 1;
-    g.rows = w.rows;
-    g.cols = g.group = plen;
-    g.codes = w.codes;
-    g.code_bytes = w.code_bytes;
-    g.scales = w.scales;
-    gemv(g, p.data(), y, batch, opt);
+    const std::vector<float> p = detail::lift_project(w, x, batch, by_rows, opt.threads);
+    gemv(detail::lift_sign_grid(w), p.data(), y, batch, opt);
 }
 
 }  // namespace

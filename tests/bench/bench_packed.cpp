@@ -3,7 +3,8 @@
 // bytes read and, from best times (robust on a shared machine), the speed-up over gemv_f32 on the same
 // shape, batch and threads (x_dense, measured earlier in this binary) and the fraction of the triad
 // bandwidth (of_triad, also measured here). BM_PackedInt8 runs the int8-activation GEMVs (packed_int8.h) on
-// the same weights. With a GPU: the CUDA kernels against cuBLAS fp16 GEMV.
+// the same weights; for LiftQuant also the table-lookup GEMV (packed_lift_lut.h, rows named ",lut"), whose
+// one-time re-laying of the codes is not timed. With a GPU: the CUDA kernels against cuBLAS fp16 GEMV.
 // Weights are random codes and scales of the codec's exact layout: timing does not depend on the values.
 #include <benchmark/benchmark.h>
 
@@ -21,6 +22,7 @@
 #include "quench_kernels/packed_grid.h"
 #include "quench_kernels/packed_int8.h"
 #include "quench_kernels/packed_lattice.h"
+#include "quench_kernels/packed_lift_lut.h"
 #include "quench_kernels/packed_liftquant.h"
 #include "quench_kernels/packed_qamw.h"
 
@@ -168,12 +170,14 @@ struct LiftSetting {
 
 const std::vector<LiftSetting> kLiftSettings = {{"liftquant:D=16,d=8", 16, 8}, {"liftquant:D=20,d=8", 20, 8}};
 
-// With the random-sign Hadamard (the codec's default), without act_scale.
-Packed packed_lift(const LiftSetting& s, int64_t rows, int64_t cols) {
+// With the random-sign Hadamard (the codec's default), without act_scale. With `lut`, the int8 GEMV is the
+// table-lookup one over codes re-laid here.
+Packed packed_lift(const LiftSetting& s, int64_t rows, int64_t cols, bool lut = false) {
     struct Buffers {
         std::vector<uint8_t> codes, signs;
         std::vector<uint16_t> scales, M;
         qk::LiftView view;
+        qk::LiftLut lut;
     };
     auto g = std::make_shared<Buffers>();
     g->codes = random_bytes((rows * (cols / s.d) * s.D + 7) / 8);
@@ -189,8 +193,10 @@ Packed packed_lift(const LiftSetting& s, int64_t rows, int64_t cols) {
     p.gemv = [g](const float* x, float* y, int64_t batch, int threads) {
         qk::lift_gemv(g->view, x, y, batch, {threads, qk::CpuPath::Auto});
     };
-    p.gemv_int8 = [g](const float* x, float* y, int64_t batch, int threads) {
-        qk::lift_gemv_int8(g->view, x, y, batch, {threads, qk::CpuPath::Auto});
+    if (lut) g->lut = qk::lift_lut(v);
+    p.gemv_int8 = [g, lut](const float* x, float* y, int64_t batch, int threads) {
+        if (lut) qk::lift_gemv_int8(g->view, g->lut, x, y, batch, {threads, qk::CpuPath::Auto});
+        else qk::lift_gemv_int8(g->view, x, y, batch, {threads, qk::CpuPath::Auto});
     };
 #ifdef QUENCH_HAVE_CUDA
     p.to_device = [g] {
@@ -479,6 +485,11 @@ void register_all() {
             register_shapes(prefix + s.name, [s, int8](benchmark::State& st) {
                 run_packed(st, s.name, [s](int64_t r, int64_t c) { return packed_lift(s, r, c); }, int8);
             });
+        if (int8)
+            for (const LiftSetting& s : kLiftSettings)
+                register_shapes(prefix + s.name + ",lut", [s](benchmark::State& st) {
+                    run_packed(st, s.name + ",lut", [s](int64_t r, int64_t c) { return packed_lift(s, r, c, true); }, true);
+                });
         register_shapes(prefix + "lcqat", [int8](benchmark::State& st) { run_packed(st, "lcqat", packed_lattice, int8); });
     }
     for (int k : {7, 8})

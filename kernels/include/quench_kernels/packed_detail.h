@@ -2,6 +2,7 @@
 // Internals the packed CPU kernels share (not part of the kernel API): row threading, the CPU path choice
 // and bounds-safe reads of the packed code stream.
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <functional>
@@ -9,6 +10,11 @@
 #include <vector>
 
 #include "quench_kernels/packed_common.h"
+
+namespace quench::kernels {
+struct GridView;
+struct LiftView;
+}  // namespace quench::kernels
 
 namespace quench::kernels::detail {
 
@@ -56,6 +62,30 @@ inline uint32_t trit_at(const uint8_t* p, int64_t i) {
     static constexpr uint8_t kPow3[5] = {1, 3, 9, 27, 81};
     return (p[i / 5] / kPow3[i % 5]) % 3u;
 }
+
+// The int8 activation step of packed_int8.h for a block of n values: d = max|x| / 127 and id = 127 / max|x|
+// (0 and 0 for an all-zero block). int8_code rounds x * id half away from zero; |x * id| <= 127 plus an ulp,
+// so the clamp only catches that ulp.
+struct Int8Step {
+    float d, id;
+};
+inline Int8Step int8_step(const float* x, int64_t n) {
+    float amax = 0.f;
+    for (int64_t c = 0; c < n; ++c) amax = std::max(amax, std::fabs(x[c]));
+    return {amax / 127.0f, amax > 0.f ? 127.0f / amax : 0.f};
+}
+inline int8_t int8_code(float x, float id) {
+    const float v = x * id;
+    const int q = static_cast<int>(v + (v < 0.f ? -0.5f : 0.5f));
+    return static_cast<int8_t>(std::max(-127, std::min(127, q)));
+}
+
+// LiftQuant's GEMV up to its sign codes (packed_liftquant.h): x [batch, cols] through the transforms and M
+// into p [batch, (cols / d) D]. `by_rows` sums each projection over i in the outer loop (vectorised over k;
+// the int8 paths round p anyway); otherwise sums run over i in order, as the exact fp32 GEMV keeps them.
+std::vector<float> lift_project(const LiftView& w, const float* x, int64_t batch, bool by_rows, int threads);
+// The sign codes as the binary grid GEMV over p reads them (one group per row, one scale per row).
+GridView lift_sign_grid(const LiftView& w);
 
 // Unnormalised Walsh-Hadamard butterflies, in place, over each block of v[0, n) (block a power of two
 // dividing n): for h = 1, 2, .., block / 2 the pair (a, b) = (v[i], v[i + h]) becomes (a + b, a - b), the
