@@ -1,5 +1,5 @@
 // quench-cli eval MODEL --text FILE [--ref REF]: perplexity, or KL divergence against a reference model.
-// quench-cli eval --packed DIR --text FILE: perplexity of a packed checkpoint run through the packed
+// quench-cli eval --packed DIR --text FILE [--int8-activations]: perplexity of a packed checkpoint run through the packed
 // kernels, next to the same checkpoint dequantized and run dense in fp32, measured in the same process.
 // quench-cli generate MODEL --prompt TEXT: greedy continuation, a quick sanity check of a model.
 #include <fmt/format.h>
@@ -30,16 +30,17 @@ void add_eval_options(CLI::App* sub, EvalOptions& e) {
 }
 
 // The packed run and the dense run one after the other, never both models in memory at once.
-void eval_packed(const std::string& dir, const std::string& text, const EvalOptions& eval, const GlobalOptions& g,
-                 ProgressSink& progress) {
+void eval_packed(const std::string& dir, const std::string& text, bool int8, const EvalOptions& eval,
+                 const GlobalOptions& g, ProgressSink& progress) {
     auto tok = load_tokenizer(dir);
     const auto tokens = tokenize_text_file(*tok, text, /*add_bos=*/true);
     PerplexityResult packed, dense;
-    int layers = 0;
+    int layers = 0, int8_layers = 0;
     uint64_t bytes = 0;
     {
-        auto pm = PackedModel::load(dir, g.threads, &progress);
+        auto pm = PackedModel::load(dir, g.threads, &progress, int8 ? PackedActivations::Int8 : PackedActivations::Fp32);
         layers = pm->packed_layers();
+        int8_layers = pm->int8_layers();
         bytes = pm->packed_bytes();
         packed = evaluate_perplexity({&pm->model(), LlamaModel::Weights::Current, &pm->linear()}, tokens, eval,
                                      tok->bos_id(), &progress);
@@ -54,6 +55,8 @@ void eval_packed(const std::string& dir, const std::string& text, const EvalOpti
         std::cout << nlohmann::json{{"packed", dir},
                                     {"text", text},
                                     {"packed_layers", layers},
+                                    {"activations", int8 ? "int8" : "fp32"},
+                                    {"int8_layers", int8_layers},
                                     {"packed_bytes", bytes},
                                     {"kernels", to_json(packed)},
                                     {"dense_fp32", to_json(dense)},
@@ -63,13 +66,15 @@ void eval_packed(const std::string& dir, const std::string& text, const EvalOpti
                   << "\n";
         return;
     }
-    Table t({"metric", "packed kernels", "dense fp32"});
+    Table t({"metric", int8 ? "packed kernels, int8 activations" : "packed kernels", "dense fp32"});
     t.add({"perplexity", fmt_num(packed.perplexity, 5), fmt_num(dense.perplexity, 5)});
     t.add({"mean NLL (nats)", fmt_num(packed.nll_mean, 6), fmt_num(dense.nll_mean, 6)});
     t.add({"throughput (tokens/s)", fmt_num(packed.tokens_per_second, 0), fmt_num(dense.tokens_per_second, 0)});
     t.add({"time (s)", fmt_num(packed.seconds, 2), fmt_num(dense.seconds, 2)});
     std::cout << "checkpoint: " << dir << " (" << layers << " packed layers, " << fmt_bytes(static_cast<double>(bytes))
-              << " of parts read by the kernels)\ntext: " << text << "\nprotocol: " << packed.protocol.describe()
+              << " of parts read by the kernels";
+    if (int8) std::cout << "; " << int8_layers << " of the layers with int8 activations";
+    std::cout << ")\ntext: " << text << "\nprotocol: " << packed.protocol.describe()
               << "\n"
               << t.render() << "perplexity relative difference: " << fmt::format("{:.2e}", rel)
               << "\nkernels vs dense speed: " << fmt_num(speedup, 3) << "x\n";
@@ -98,6 +103,7 @@ Command add_eval_command(CLI::App& app, const GlobalOptions& g) {
     auto* sub = app.add_subcommand("eval", "Perplexity of a model on a text, or its KL divergence against --ref");
     struct Opts {
         std::string model, text, ref, kl_out, packed;
+        bool int8 = false;
         EvalOptions eval;
     };
     auto o = std::make_shared<Opts>();
@@ -106,6 +112,10 @@ Command add_eval_command(CLI::App& app, const GlobalOptions& g) {
         "--packed", o->packed,
         "Packed checkpoint directory: run it through the packed kernels and, in the same run, dequantized in "
         "dense fp32; print both perplexities and throughputs");
+    sub->add_flag("--int8-activations", o->int8,
+                  "With --packed: quantize each layer's input to int8 in blocks where its kernel has that faster "
+                  "path (scalar grids but ternary, LiftQuant, LC-QAT); the perplexity then differs by that rounding")
+        ->needs(packed_opt);
     model_opt->excludes(packed_opt);
     packed_opt->excludes(model_opt);
     sub->add_option("--text", o->text, "UTF-8 evaluation text file")->required();
@@ -114,7 +124,7 @@ Command add_eval_command(CLI::App& app, const GlobalOptions& g) {
     add_eval_options(sub, o->eval);
     return {sub, [o, &g] {
                 StderrProgress progress(g.quiet || g.json);
-                if (!o->packed.empty()) return eval_packed(o->packed, o->text, o->eval, g, progress);
+                if (!o->packed.empty()) return eval_packed(o->packed, o->text, o->int8, o->eval, g, progress);
                 if (o->model.empty()) throw Error("eval: give a model directory or --packed DIR");
                 auto model = LlamaModel::load(o->model, &progress);
                 auto tok = load_tokenizer(o->model);

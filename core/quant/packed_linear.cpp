@@ -3,8 +3,13 @@
 #include <ATen/Parallel.h>
 #include <torch/torch.h>
 
+#include <optional>
+#include <variant>
+
 #include "common/error.h"
 #include "quant/kernel_views.h"
+#include "quench_kernels/packed_int8.h"
+#include "quench_kernels/packed_lift_lut.h"
 
 namespace quench {
 
@@ -12,13 +17,28 @@ struct PackedLinear::State {
     QuantizedTensor q;
     KernelView view;
     kernels::CpuOptions options;
+    bool int8 = false;
+    std::optional<kernels::LiftLut> lut;  // LiftQuant's re-laid codes, for int8 activations only
+
+    void gemv(const float* x, float* y, int64_t batch, const kernels::CpuOptions& o) const {
+        if (!int8) return kernel_gemv(view, x, y, batch, o);
+        if (lut) return kernels::lift_gemv_int8(std::get<kernels::LiftView>(view), *lut, x, y, batch, o);
+        if (const auto* g = std::get_if<kernels::GridView>(&view)) return kernels::grid_gemv_int8(*g, x, y, batch, o);
+        kernels::lattice_gemv_int8(std::get<kernels::LatticeView>(view), x, y, batch, o);
+    }
 };
 
-PackedLinear::PackedLinear(QuantizedTensor q, int threads) : s_(std::make_unique<State>()) {
+PackedLinear::PackedLinear(QuantizedTensor q, int threads, PackedActivations acts) : s_(std::make_unique<State>()) {
     s_->q = std::move(q);  // the view points into these parts: build it only once they are in place
     s_->view = kernel_view(s_->q);
     s_->options.threads = threads;
+    if (acts != PackedActivations::Int8) return;
+    if (const auto* g = std::get_if<kernels::GridView>(&s_->view)) s_->int8 = g->kind != kernels::GridKind::Ternary;
+    if (const auto* w = std::get_if<kernels::LiftView>(&s_->view)) s_->lut = kernels::lift_lut(*w, s_->options);
+    s_->int8 = s_->int8 || s_->lut.has_value() || std::holds_alternative<kernels::LatticeView>(s_->view);
 }
+
+bool PackedLinear::int8_activations() const { return s_->int8; }
 
 PackedLinear::PackedLinear(PackedLinear&&) noexcept = default;
 PackedLinear& PackedLinear::operator=(PackedLinear&&) noexcept = default;
@@ -41,7 +61,7 @@ at::Tensor PackedLinear::forward(const at::Tensor& x) const {
     float* yp = y.data_ptr<float>();
     constexpr int64_t kMaxBatch = 8;
     if (n <= kMaxBatch) {
-        kernel_gemv(s_->view, xp, yp, n, s_->options);  // decode: the kernel threads over output rows
+        s_->gemv(xp, yp, n, s_->options);  // decode: the kernel threads over output rows
     } else {
         // Prefill: batches of rows in parallel on torch's pool, one thread each, which costs no thread
         // start per call (a small layer's call is shorter than starting a thread).
@@ -51,7 +71,7 @@ at::Tensor PackedLinear::forward(const at::Tensor& x) const {
         at::parallel_for(0, batches, 1, [&](int64_t b0, int64_t b1) {
             for (int64_t bi = b0; bi < b1; ++bi) {
                 const int64_t r = bi * kMaxBatch, b = std::min(kMaxBatch, n - r);
-                kernel_gemv(s_->view, xp + r * in, yp + r * out, b, one);
+                s_->gemv(xp + r * in, yp + r * out, b, one);
             }
         });
     }

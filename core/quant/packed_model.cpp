@@ -20,16 +20,18 @@ namespace quench {
 struct PackedModel::Layers {
     std::vector<std::optional<PackedLinear>> by_layer;  // registry index -> kernels; empty when not packed
     uint64_t bytes = 0;
-    int count = 0;
+    int count = 0, int8 = 0;
 };
 
 PackedModel::PackedModel() : layers_(std::make_unique<Layers>()) {}
 PackedModel::~PackedModel() = default;
 
 int PackedModel::packed_layers() const { return layers_->count; }
+int PackedModel::int8_layers() const { return layers_->int8; }
 uint64_t PackedModel::packed_bytes() const { return layers_->bytes; }
 
-std::unique_ptr<PackedModel> PackedModel::load(const std::string& dir, int threads, ProgressSink* progress) {
+std::unique_ptr<PackedModel> PackedModel::load(const std::string& dir, int threads, ProgressSink* progress,
+                                               PackedActivations acts) {
     ProgressSink& prog = progress ? *progress : null_progress();
     prog.report(0.0, "reading packed tensors");
     if (const std::string method = checkpoint_quant_method(dir); method != kPackedQuantMethod)
@@ -54,11 +56,12 @@ std::unique_ptr<PackedModel> PackedModel::load(const std::string& dir, int threa
         for (const auto& part : it->second.parts)
             if (counted.insert(part.data.data_ptr()).second) L.bytes += part.data.nbytes();
         try {
-            L.by_layer[i].emplace(std::move(it->second), threads);
+            L.by_layer[i].emplace(std::move(it->second), threads, acts);
         } catch (const Error& e) {
             throw Error(dir + "/model.safetensors: tensor '" + it->first + "': " + e.what());
         }
         ++L.count;
+        L.int8 += L.by_layer[i]->int8_activations() ? 1 : 0;
         prog.report(static_cast<double>(i + 1) / static_cast<double>(reg.size()), "packing " + it->first);
     }
     pm->override_ = [layers = pm->layers_.get()](std::size_t layer, const at::Tensor& x) -> at::Tensor {

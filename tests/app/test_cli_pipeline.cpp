@@ -75,6 +75,21 @@ TEST(CliPipeline, QuantizeRecordExportReload) {
     ASSERT_EQ(table.code, 0) << table.err;
     EXPECT_NE(table.out.find("packed kernels"), std::string::npos) << table.out;
     EXPECT_NE(table.out.find("14 packed layers"), std::string::npos) << table.out;
+    // With int8 activations every RTN layer runs its int8 kernel: within 1e-2 of the dequantized model, and
+    // not the fp32 kernels' number.
+    const auto int8 = json_of(run_cli("eval --packed " + dir.file("packed") + " --text " + kEval +
+                                      " --ctx 128 --max-tokens 2000 --int8-activations --json"));
+    EXPECT_EQ(int8["activations"], "int8");
+    EXPECT_EQ(int8["int8_layers"], 14);
+    EXPECT_EQ(kernels["activations"], "fp32");
+    EXPECT_EQ(kernels["int8_layers"], 0);
+    EXPECT_LT(rel(int8["kernels"]["perplexity"], int8["dense_fp32"]["perplexity"]), 1e-2);
+    EXPECT_NE(int8["kernels"]["perplexity"], kernels["kernels"]["perplexity"]);
+    const auto int8_table = run_cli("eval --packed " + dir.file("packed") + " --text " + kEval +
+                                    " --ctx 128 --max-tokens 300 --int8-activations");
+    ASSERT_EQ(int8_table.code, 0) << int8_table.err;
+    EXPECT_NE(int8_table.out.find("packed kernels, int8 activations"), std::string::npos) << int8_table.out;
+    EXPECT_NE(int8_table.out.find("14 of the layers with int8 activations"), std::string::npos) << int8_table.out;
 
     json_of(run_cli("export " + study + ":run-0001 --format hf --out " + dir.file("hf") + " --json"));
     const auto hf = json_of(run_cli("eval " + dir.file("hf") + " --text " + kEval + " --ctx 128 --max-tokens 2000 --json"));
@@ -123,6 +138,9 @@ TEST(CliPipeline, FailuresAreRecordedAndNamed) {
     const auto both_models = run_cli("eval " + kModel + " --packed " + kModel + " --text " + kEval);
     EXPECT_NE(both_models.code, 0);
     EXPECT_NE(both_models.err.find("excludes"), std::string::npos) << both_models.err;
+    const auto int8_alone = run_cli("eval " + kModel + " --text " + kEval + " --int8-activations");
+    EXPECT_NE(int8_alone.code, 0);
+    EXPECT_NE(int8_alone.err.find("--packed"), std::string::npos) << int8_alone.err;
     const auto missing = run_cli("show " + study + " run-0042");
     EXPECT_NE(missing.code, 0);
     EXPECT_NE(missing.err.find("run-0042"), std::string::npos) << missing.err;

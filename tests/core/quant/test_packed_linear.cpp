@@ -1,12 +1,16 @@
 // PackedLinear: x W^T through the packed kernels equals x W'^T with W' core's dequantized weight, up to
 // fp32 summation order, for a codec of every kernel family, for any leading shape and a row count that is
-// not a multiple of the kernels' batch of eight; settings no kernel reads and wrong inputs are errors.
+// not a multiple of the kernels' batch of eight; settings no kernel reads and wrong inputs are errors. With
+// int8 activations each layer runs its family's int8 GEMV (LiftQuant by table lookup) exactly as a direct
+// kernel call does, or the fp32 one where the int8 path is missing or slower (ternary, QAM-W).
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include "common/error.h"
 #include "quant/codec.h"
+#include "quant/kernel_views.h"
 #include "quant/packed_linear.h"
+#include "quench_kernels/packed_int8.h"
 #include "support/errors.h"
 
 using namespace quench;
@@ -53,4 +57,43 @@ TEST(PackedLinear, RefusesSettingsNoKernelReadsAndWrongInputs) {
     const std::string wrong = test::error_of([&] { lin.forward(torch::zeros({2, 63})); });
     EXPECT_NE(wrong.find("63"), std::string::npos) << wrong;
     EXPECT_NE(wrong.find("64"), std::string::npos) << wrong;
+}
+
+TEST(PackedLinear, Int8ActivationsRunTheFamilysInt8KernelOrStayFp32) {
+    struct Case {
+        std::string spec;
+        bool int8;
+    };
+    const std::vector<Case> cases = {{"rtn:b=4,g=32", true},       {"paretoq:b=2", true}, {"rtn:b=8,g=0", true},
+                                     {"liftquant:D=16,d=8", true}, {"lcqat", true},       {"paretoq:b=1.58", false},
+                                     {"qamw:k=8,block=64", false}};
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(7);
+    for (std::size_t i = 0; i < cases.size(); ++i) {
+        const QuantizedTensor q = quantize(cases[i].spec, 40, 128, i + 11);
+        const PackedLinear lin(q, 2, PackedActivations::Int8), exact(q, 2);
+        EXPECT_EQ(lin.int8_activations(), cases[i].int8) << cases[i].spec;
+        EXPECT_FALSE(exact.int8_activations()) << cases[i].spec;
+        const auto x = torch::randn({11, 128}, gen);  // a batch of 8 and a tail of 3
+        const auto y = lin.forward(x);
+        // The same kernel called directly, per batch of at most 8 rows.
+        auto want = torch::empty({11, 40});
+        const KernelView v = kernel_view(lin.tensor());
+        for (int64_t r = 0; r < 11; r += 8) {
+            const int64_t b = std::min<int64_t>(8, 11 - r);
+            const float* xp = x.data_ptr<float>() + r * 128;
+            float* yp = want.data_ptr<float>() + r * 40;
+            const kernels::CpuOptions one{1, kernels::CpuPath::Auto};
+            if (!cases[i].int8) kernel_gemv(v, xp, yp, b, one);
+            else if (const auto* g = std::get_if<kernels::GridView>(&v)) kernels::grid_gemv_int8(*g, xp, yp, b, one);
+            else if (const auto* w = std::get_if<kernels::LiftView>(&v)) kernels::lift_gemv_int8(*w, xp, yp, b, one);
+            else kernels::lattice_gemv_int8(std::get<kernels::LatticeView>(v), xp, yp, b, one);
+        }
+        EXPECT_TRUE(torch::equal(y, want)) << cases[i].spec;
+        // And it is still the layer's product: within the int8 paths' 2e-2 of sum |W x| (packed_int8.h).
+        const auto Wd = make_codec(q.spec)->dequantize(q).to(torch::kFloat64);
+        const auto ref = x.to(torch::kFloat64).matmul(Wd.t());
+        const auto scale = x.abs().to(torch::kFloat64).matmul(Wd.abs().t());
+        EXPECT_LT(((y.to(torch::kFloat64) - ref).abs() / scale).max().item<double>(), 2e-2) << cases[i].spec;
+        if (cases[i].int8) EXPECT_FALSE(torch::equal(y, exact.forward(x))) << cases[i].spec;
+    }
 }
