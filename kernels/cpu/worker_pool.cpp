@@ -51,12 +51,14 @@ public:
             // It starts from the current generation, so it waits for the job below, not an earlier one.
             workers_.emplace_back([this, index, g = generation_.load()] { work(index, g); });
         }
-        body_ = &body;
-        tasks_ = n;
-        error_ = nullptr;
-        pending_.store(n - 1, std::memory_order_relaxed);
         {
-            std::lock_guard<std::mutex> lk(wake_mu_);  // a worker about to sleep sees the new generation
+            // The job and its generation change together under the lock, and a worker reads them together
+            // under it (take): a worker never pairs one job's generation with another job's body.
+            std::lock_guard<std::mutex> lk(wake_mu_);
+            body_ = &body;
+            tasks_ = n;
+            error_ = nullptr;
+            pending_.store(n - 1, std::memory_order_relaxed);
             generation_.fetch_add(1, std::memory_order_release);
         }
         wake_.notify_all();
@@ -72,7 +74,11 @@ public:
             if (spin < kSpins) cpu_relax();
             else std::this_thread::yield();
         }
-        body_ = nullptr;
+        {
+            std::lock_guard<std::mutex> lk(wake_mu_);
+            body_ = nullptr;
+            tasks_ = 0;
+        }
         if (mine) std::rethrow_exception(mine);
         if (error_) std::rethrow_exception(error_);
     }
@@ -85,16 +91,20 @@ private:
                 cpu_relax();
                 g = generation_.load(std::memory_order_acquire);
             }
-            if (g == seen) {
+            // The current job, read with its generation. A job that counts this worker (index < tasks) cannot
+            // finish, nor be replaced, before this worker has run its chunk; one that does not is skipped.
+            const std::function<void(int)>* body = nullptr;
+            int tasks = 0;
+            {
                 std::unique_lock<std::mutex> lk(wake_mu_);
-                wake_.wait(lk, [&] { return generation_.load(std::memory_order_acquire) != seen; });
-                g = generation_.load(std::memory_order_acquire);
+                if (g == seen) wake_.wait(lk, [&] { return generation_.load(std::memory_order_acquire) != seen; });
+                seen = generation_.load(std::memory_order_acquire);
+                if (stop_) return;
+                body = body_, tasks = tasks_;
             }
-            seen = g;
-            if (stop_) return;
-            if (index < tasks_) {
+            if (index < tasks) {
                 try {
-                    (*body_)(index);
+                    (*body)(index);
                 } catch (...) {
                     std::lock_guard<std::mutex> lk(error_mu_);
                     if (!error_) error_ = std::current_exception();

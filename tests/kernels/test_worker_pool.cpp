@@ -24,6 +24,18 @@ TEST(WorkerPool, EveryChunkRunsOncePerCall) {
     }
 }
 
+TEST(WorkerPool, AlternatingChunkCountsRunEachChunkOnce) {
+    // Calls of 2, 3 and 4 chunks interleaved: a worker not needed by one call (index >= its chunk count) may
+    // be descheduled mid-wake; it must never run a later call's chunk twice, nor a finished call's chunk
+    // (whose body and counters are gone: each call's counters live on this frame only).
+    for (int call = 0; call < 20000; ++call) {
+        const int n = 2 + call % 3;
+        std::vector<std::atomic<int>> hits(n);
+        run_chunks(n, [&](int i) { hits[i].fetch_add(1); });
+        for (int i = 0; i < n; ++i) ASSERT_EQ(hits[i].load(), 1) << "n=" << n << " call " << call << " chunk " << i;
+    }
+}
+
 TEST(WorkerPool, RowsAreCoveredExactlyOnce) {
     for (int64_t rows : {1, 2, 7, 4096, 4097}) {
         std::vector<std::atomic<int>> seen(rows);
