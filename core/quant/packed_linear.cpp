@@ -9,7 +9,7 @@
 #include "common/error.h"
 #include "quant/kernel_views.h"
 #include "quench_kernels/packed_int8.h"
-#include "quench_kernels/packed_lift_lut.h"
+#include "quench_kernels/packed_int8_lut.h"
 
 namespace quench {
 
@@ -18,13 +18,14 @@ struct PackedLinear::State {
     KernelView view;
     kernels::CpuOptions options;
     bool int8 = false;
-    std::optional<kernels::LiftLut> lut;  // LiftQuant's re-laid codes, for int8 activations only
+    std::optional<kernels::Int8Lut> lut;  // 1- and 2-bit codes re-laid for the lookup GEMV (int8 only)
 
     void gemv(const float* x, float* y, int64_t batch, const kernels::CpuOptions& o) const {
         if (!int8) return kernel_gemv(view, x, y, batch, o);
-        if (lut) return kernels::lift_gemv_int8(std::get<kernels::LiftView>(view), *lut, x, y, batch, o);
-        if (const auto* g = std::get_if<kernels::GridView>(&view)) return kernels::grid_gemv_int8(*g, x, y, batch, o);
-        kernels::lattice_gemv_int8(std::get<kernels::LatticeView>(view), x, y, batch, o);
+        if (const auto* g = std::get_if<kernels::GridView>(&view))
+            return lut ? kernels::grid_gemv_int8(*g, *lut, x, y, batch, o) : kernels::grid_gemv_int8(*g, x, y, batch, o);
+        if (const auto* w = std::get_if<kernels::LiftView>(&view)) return kernels::lift_gemv_int8(*w, *lut, x, y, batch, o);
+        kernels::lattice_gemv_int8(std::get<kernels::LatticeView>(view), *lut, x, y, batch, o);
     }
 };
 
@@ -33,9 +34,15 @@ PackedLinear::PackedLinear(QuantizedTensor q, int threads, PackedActivations act
     s_->view = kernel_view(s_->q);
     s_->options.threads = threads;
     if (acts != PackedActivations::Int8) return;
-    if (const auto* g = std::get_if<kernels::GridView>(&s_->view)) s_->int8 = g->kind != kernels::GridKind::Ternary;
-    if (const auto* w = std::get_if<kernels::LiftView>(&s_->view)) s_->lut = kernels::lift_lut(*w, s_->options);
-    s_->int8 = s_->int8 || s_->lut.has_value() || std::holds_alternative<kernels::LatticeView>(s_->view);
+    // The lookup GEMV where it applies (packed_int8_lut.h), else the int8 decode-and-multiply one.
+    if (const auto* g = std::get_if<kernels::GridView>(&s_->view)) {
+        s_->int8 = g->kind != kernels::GridKind::Ternary;
+        if (kernels::has_int8_lut(*g)) s_->lut = kernels::int8_lut(*g, s_->options);
+    } else if (const auto* w = std::get_if<kernels::LiftView>(&s_->view)) {
+        s_->int8 = true, s_->lut = kernels::int8_lut(*w, s_->options);
+    } else if (const auto* l = std::get_if<kernels::LatticeView>(&s_->view)) {
+        s_->int8 = true, s_->lut = kernels::int8_lut(*l, s_->options);
+    }
 }
 
 bool PackedLinear::int8_activations() const { return s_->int8; }

@@ -49,20 +49,8 @@ inline int col_of(Layout l, int p) {
     }
 }
 
-// A grid level as (a c - o) m with integer a, o: see packed_int8.h.
-struct IntLevel {
-    int32_t a = 1, o = 0;
-    float m = 1;
-};
-IntLevel int_level(const GridView& w) {
-    switch (w.kind) {
-        case GridKind::SymInt: return {1, 1 << (w.bits - 1), 1.0f};
-        case GridKind::Binary: return {2, 1, 1.0f};
-        case GridKind::Ternary: return {1, 1, static_cast<float>(2.0 / 3.0)};
-        case GridKind::Seq: return {2, 3, 0.25f};
-        default: return {1, 0, 1.0f};  // AsymInt (o is each group's zero code) and Unsigned
-    }
-}
+using detail::int_level;
+using detail::IntLevel;
 
 // Blocks of a row: each group is cut into blocks of ab = 32 sub columns (one activation scale each; see
 // int8_block_cols), the last one possibly short, each made of `sub` runs of 32 codes in the
@@ -437,6 +425,16 @@ void rows_avx2_any(const GridView& w, const BlockPlan& bp, Layout l, const Int8A
 }
 
 }  // namespace
+
+detail::IntLevel detail::int_level(const GridView& w) {
+    switch (w.kind) {
+        case GridKind::SymInt: return {1, 1 << (w.bits - 1), 1.0f};
+        case GridKind::Binary: return {2, 1, 1.0f};
+        case GridKind::Ternary: return {1, 1, static_cast<float>(2.0 / 3.0)};
+        case GridKind::Seq: return {2, 3, 0.25f};
+        default: return {1, 0, 1.0f};  // AsymInt (o is each group's zero code) and Unsigned
+    }
+}
 
 int64_t int8_block_cols(const GridView& w) {
     if (layout_of(w) == Layout::Natural) return QB;

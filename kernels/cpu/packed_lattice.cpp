@@ -137,68 +137,86 @@ void lattice_dequantize_f16(const LatticeView& w, uint16_t* out, const CpuOption
     dequantize(w, nullptr, out, opt);
 }
 
-namespace {
+namespace detail {
 
-// x' = H_in (su * x) projected per chunk onto A^T, the 2-bit unsigned grid GEMV over it (`gemv`: grid_gemv
-// or grid_gemv_int8), then the constant b . x' and y = sv * (H_out z).
-template <typename GridGemv>
-void lattice_gemv_through(const LatticeView& w, const float* x, float* y, int64_t batch, const CpuOptions& opt,
-                          GridGemv gemv) {
+GridView lattice_code_grid(const LatticeView& w, const uint16_t* ones) {
+    GridView g;
+    g.kind = GridKind::Unsigned;
+    g.bits = 2;
+    g.rows = w.rows;
+    g.cols = g.group = w.cols;
+    g.codes = w.codes;
+    g.code_bytes = w.rows * w.cols / 4;
+    g.scales = ones;
+    return g;
+}
+
+// x' = H_in (su * x) projected per chunk onto A^T, the 2-bit unsigned grid GEMV over it, then the constant
+// b . x' and y = sv * (H_out z). Vectors and Hadamard blocks are independent: spread over the threads.
+void lattice_gemv_via(const LatticeView& w, const float* x, float* y, int64_t batch, const CpuOptions& opt,
+                      const GridGemv& gemv) {
     validate(w);
     if (batch < 1 || batch > 8) bad("batch " + std::to_string(batch) + " is outside 1..8");
     if (!x || !y) bad("x or y is null");
     const int64_t rows = w.rows, cols = w.cols;
-    std::vector<float> p(batch * cols), xt(cols), consts(batch);
-    for (int64_t bi = 0; bi < batch; ++bi) {
-        for (int64_t c = 0; c < cols; ++c) xt[c] = x[bi * cols + c] * half_to_float(w.su[c]);
-        if (w.had_in > 1) {
-            detail::fwht_blocks(xt.data(), cols, w.had_in);
-            const float norm = detail::hadamard_norm(w.had_in);
-            for (float& v : xt) v /= norm;
-        }
-        // p in stream order: the byte's 2-bit codes come q3 first, so chunk j's slot t holds (A^T x'_j)[3 - t].
-        double c0 = 0;
-        for (int64_t j = 0; j < cols / 4; ++j) {
-            const float* xj = xt.data() + 4 * j;
-            for (int i = 0; i < 4; ++i) {
-                float acc = 0.f;
-                for (int m = 0; m < 4; ++m) acc += w.A[m * 4 + i] * xj[m];
-                p[bi * cols + 4 * j + 3 - i] = acc;
+    std::vector<float> p(batch * cols), xt(batch * cols), consts(batch);
+    // Units of whole Hadamard blocks and whole chunks of 4 (had_in and 4 are powers of two dividing cols).
+    const int64_t span = std::max<int64_t>(w.had_in, 4), units = cols / span;
+    parallel_rows(batch * units, opt.threads, [&](int64_t u0, int64_t u1) {
+        for (int64_t u = u0; u < u1; ++u) {
+            const int64_t bi = u / units, c0 = (u % units) * span;
+            float* t = xt.data() + bi * cols + c0;
+            for (int64_t c = 0; c < span; ++c) t[c] = x[bi * cols + c0 + c] * half_to_float(w.su[c0 + c]);
+            if (w.had_in > 1) {
+                fwht_blocks(t, span, w.had_in);
+                const float norm = hadamard_norm(w.had_in);
+                for (int64_t c = 0; c < span; ++c) t[c] /= norm;
             }
-            for (int m = 0; m < 4; ++m) c0 += double(w.b[m]) * xj[m];
+            // p in stream order: the byte's 2-bit codes come q3 first, so chunk j's slot t holds (A^T x'_j)[3 - t].
+            for (int64_t j = c0 / 4; j < (c0 + span) / 4; ++j) {
+                const float* xj = xt.data() + bi * cols + 4 * j;
+                for (int i = 0; i < 4; ++i) {
+                    float acc = 0.f;
+                    for (int m = 0; m < 4; ++m) acc += w.A[m * 4 + i] * xj[m];
+                    p[bi * cols + 4 * j + 3 - i] = acc;
+                }
+            }
         }
+    });
+    for (int64_t bi = 0; bi < batch; ++bi) {  // the constant in chunk order, as one double sum
+        double c0 = 0;
+        for (int64_t j = 0; j < cols / 4; ++j)
+            for (int m = 0; m < 4; ++m) c0 += double(w.b[m]) * xt[bi * cols + 4 * j + m];
         consts[bi] = static_cast<float>(c0);
     }
     const std::vector<uint16_t> ones(rows, float_to_half(1.0f));
-    GridView g;
-    g.kind = GridKind::Unsigned;
-    g.bits = 2;
-    g.rows = rows;
-    g.cols = g.group = cols;
-    g.codes = w.codes;
-    g.code_bytes = rows * cols / 4;
-    g.scales = ones.data();
-    gemv(g, p.data(), y, batch, opt);
-    for (int64_t bi = 0; bi < batch; ++bi) {
-        float* yb = y + bi * rows;
-        for (int64_t o = 0; o < rows; ++o) yb[o] += consts[bi];
-        float norm = 1.f;
-        if (w.had_out > 1) {
-            detail::fwht_blocks(yb, rows, w.had_out);
-            norm = detail::hadamard_norm(w.had_out);
+    gemv(lattice_code_grid(w, ones.data()), p.data(), y, batch, opt);
+    const int64_t out_blocks = rows / w.had_out;
+    parallel_rows(batch * out_blocks, opt.threads, [&](int64_t u0, int64_t u1) {
+        for (int64_t u = u0; u < u1; ++u) {
+            float* yb = y + (u / out_blocks) * rows + (u % out_blocks) * w.had_out;
+            const uint16_t* sv = w.sv + (u % out_blocks) * w.had_out;
+            const float c = consts[u / out_blocks];
+            for (int64_t o = 0; o < w.had_out; ++o) yb[o] += c;
+            float norm = 1.f;
+            if (w.had_out > 1) {
+                fwht_blocks(yb, w.had_out, w.had_out);
+                norm = hadamard_norm(w.had_out);
+            }
+            for (int64_t o = 0; o < w.had_out; ++o) yb[o] = yb[o] / norm * half_to_float(sv[o]);
         }
-        for (int64_t o = 0; o < rows; ++o) yb[o] = yb[o] / norm * half_to_float(w.sv[o]);
-    }
+    });
 }
 
-}  // namespace
+}  // namespace detail
 
 void lattice_gemv(const LatticeView& w, const float* x, float* y, int64_t batch, const CpuOptions& opt) {
-    lattice_gemv_through(w, x, y, batch, opt, grid_gemv);
+    detail::lattice_gemv_via(w, x, y, batch, opt, grid_gemv);
 }
 
 void lattice_gemv_int8(const LatticeView& w, const float* x, float* y, int64_t batch, const CpuOptions& opt) {
-    lattice_gemv_through(w, x, y, batch, opt, grid_gemv_int8);
+    detail::lattice_gemv_via(w, x, y, batch, opt, [](const GridView& g, const float* p, float* yy, int64_t b,
+                                                     const CpuOptions& o) { grid_gemv_int8(g, p, yy, b, o); });
 }
 
 }  // namespace quench::kernels

@@ -82,6 +82,7 @@ void lift_dequantize_f32(const LiftView& w, float* out, const CpuOptions& opt) {
 void lift_dequantize_f16(const LiftView& w, uint16_t* out, const CpuOptions& opt) { dequantize(w, nullptr, out, opt); }
 
 namespace detail {
+namespace {
 
 std::vector<float> lift_project(const LiftView& w, const float* x, int64_t batch, bool by_rows, int threads) {
     const std::vector<float> M = lift_matrix(w);
@@ -129,6 +130,17 @@ std::vector<float> lift_project(const LiftView& w, const float* x, int64_t batch
     return p;
 }
 
+}  // namespace
+
+void lift_gemv_via(const LiftView& w, const float* x, float* y, int64_t batch, const CpuOptions& opt, bool by_rows,
+                   const GridGemv& gemv) {
+    validate(w);
+    if (batch < 1 || batch > 8) bad("batch " + std::to_string(batch) + " is outside 1..8");
+    if (!x || !y) bad("x or y is null");
+    const std::vector<float> p = lift_project(w, x, batch, by_rows, opt.threads);
+    gemv(lift_sign_grid(w), p.data(), y, batch, opt);
+}
+
 GridView lift_sign_grid(const LiftView& w) {
     GridView g;
     g.kind = GridKind::Binary;
@@ -143,28 +155,13 @@ GridView lift_sign_grid(const LiftView& w) {
 
 }  // namespace detail
 
-namespace {
-
-// The GEMV with the transforms moved onto x (see the header): the projected inputs, then the binary grid
-// GEMV (grid_gemv or grid_gemv_int8) over the sign codes.
-template <typename GridGemv>
-void lift_gemv_through(const LiftView& w, const float* x, float* y, int64_t batch, const CpuOptions& opt,
-                       GridGemv gemv, bool by_rows) {
-    validate(w);
-    if (batch < 1 || batch > 8) bad("batch " + std::to_string(batch) + " is outside 1..8");
-    if (!x || !y) bad("x or y is null");
-    const std::vector<float> p = detail::lift_project(w, x, batch, by_rows, opt.threads);
-    gemv(detail::lift_sign_grid(w), p.data(), y, batch, opt);
-}
-
-}  // namespace
-
 void lift_gemv(const LiftView& w, const float* x, float* y, int64_t batch, const CpuOptions& opt) {
-    lift_gemv_through(w, x, y, batch, opt, grid_gemv, false);
+    detail::lift_gemv_via(w, x, y, batch, opt, false, grid_gemv);
 }
 
 void lift_gemv_int8(const LiftView& w, const float* x, float* y, int64_t batch, const CpuOptions& opt) {
-    lift_gemv_through(w, x, y, batch, opt, grid_gemv_int8, true);
+    detail::lift_gemv_via(w, x, y, batch, opt, true, [](const GridView& g, const float* p, float* yy, int64_t b,
+                                                         const CpuOptions& o) { grid_gemv_int8(g, p, yy, b, o); });
 }
 
 }  // namespace quench::kernels

@@ -3,8 +3,8 @@
 // bytes read and, from best times (robust on a shared machine), the speed-up over gemv_f32 on the same
 // shape, batch and threads (x_dense, measured earlier in this binary) and the fraction of the triad
 // bandwidth (of_triad, also measured here). BM_PackedInt8 runs the int8-activation GEMVs (packed_int8.h) on
-// the same weights; for LiftQuant also the table-lookup GEMV (packed_lift_lut.h, rows named ",lut"), whose
-// one-time re-laying of the codes is not timed. With a GPU: the CUDA kernels against cuBLAS fp16 GEMV.
+// the same weights, BM_PackedInt8Lut the table-lookup int8 GEMV (packed_int8_lut.h) for codes of 1 and 2 bits
+// (the one-time re-laying of the codes is not timed). With a GPU: the CUDA kernels against cuBLAS fp16 GEMV.
 // Weights are random codes and scales of the codec's exact layout: timing does not depend on the values.
 #include <benchmark/benchmark.h>
 
@@ -12,6 +12,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -22,7 +23,7 @@
 #include "quench_kernels/packed_grid.h"
 #include "quench_kernels/packed_int8.h"
 #include "quench_kernels/packed_lattice.h"
-#include "quench_kernels/packed_lift_lut.h"
+#include "quench_kernels/packed_int8_lut.h"
 #include "quench_kernels/packed_liftquant.h"
 #include "quench_kernels/packed_qamw.h"
 
@@ -97,6 +98,7 @@ struct Packed {
     int64_t bytes = 0;
     std::function<void(const float*, float*, int64_t, int)> gemv;
     std::function<void(const float*, float*, int64_t, int)> gemv_int8;  // empty when there is none
+    std::function<void(const float*, float*, int64_t, int)> gemv_lut;   // empty when there is none
 #ifdef QUENCH_HAVE_CUDA
     std::function<DevicePacked()> to_device;
 #endif
@@ -148,6 +150,12 @@ Packed packed_grid(const GridSetting& s, int64_t rows, int64_t cols) {
     p.gemv_int8 = [g](const float* x, float* y, int64_t batch, int threads) {
         qk::grid_gemv_int8(g->view, x, y, batch, {threads, qk::CpuPath::Auto});
     };
+    if (qk::has_int8_lut(g->view))
+        p.gemv_lut = [g, lut = std::make_shared<std::optional<qk::Int8Lut>>()](const float* x, float* y, int64_t batch,
+                                                                               int threads) {
+            if (!*lut) *lut = qk::int8_lut(g->view);
+            qk::grid_gemv_int8(g->view, **lut, x, y, batch, {threads, qk::CpuPath::Auto});
+        };
 #ifdef QUENCH_HAVE_CUDA
     p.to_device = [g] {
         DevicePacked d;
@@ -170,14 +178,12 @@ struct LiftSetting {
 
 const std::vector<LiftSetting> kLiftSettings = {{"liftquant:D=16,d=8", 16, 8}, {"liftquant:D=20,d=8", 20, 8}};
 
-// With the random-sign Hadamard (the codec's default), without act_scale. With `lut`, the int8 GEMV is the
-// table-lookup one over codes re-laid here.
-Packed packed_lift(const LiftSetting& s, int64_t rows, int64_t cols, bool lut = false) {
+// With the random-sign Hadamard (the codec's default), without act_scale.
+Packed packed_lift(const LiftSetting& s, int64_t rows, int64_t cols) {
     struct Buffers {
         std::vector<uint8_t> codes, signs;
         std::vector<uint16_t> scales, M;
         qk::LiftView view;
-        qk::LiftLut lut;
     };
     auto g = std::make_shared<Buffers>();
     g->codes = random_bytes((rows * (cols / s.d) * s.D + 7) / 8);
@@ -193,10 +199,13 @@ Packed packed_lift(const LiftSetting& s, int64_t rows, int64_t cols, bool lut = 
     p.gemv = [g](const float* x, float* y, int64_t batch, int threads) {
         qk::lift_gemv(g->view, x, y, batch, {threads, qk::CpuPath::Auto});
     };
-    if (lut) g->lut = qk::lift_lut(v);
-    p.gemv_int8 = [g, lut](const float* x, float* y, int64_t batch, int threads) {
-        if (lut) qk::lift_gemv_int8(g->view, g->lut, x, y, batch, {threads, qk::CpuPath::Auto});
-        else qk::lift_gemv_int8(g->view, x, y, batch, {threads, qk::CpuPath::Auto});
+    p.gemv_int8 = [g](const float* x, float* y, int64_t batch, int threads) {
+        qk::lift_gemv_int8(g->view, x, y, batch, {threads, qk::CpuPath::Auto});
+    };
+    p.gemv_lut = [g, lut = std::make_shared<std::optional<qk::Int8Lut>>()](const float* x, float* y, int64_t batch,
+                                                                           int threads) {
+        if (!*lut) *lut = qk::int8_lut(g->view);
+        qk::lift_gemv_int8(g->view, **lut, x, y, batch, {threads, qk::CpuPath::Auto});
     };
 #ifdef QUENCH_HAVE_CUDA
     p.to_device = [g] {
@@ -235,6 +244,11 @@ Packed packed_lattice(int64_t rows, int64_t cols) {
     };
     p.gemv_int8 = [g](const float* x, float* y, int64_t batch, int threads) {
         qk::lattice_gemv_int8(g->view, x, y, batch, {threads, qk::CpuPath::Auto});
+    };
+    p.gemv_lut = [g, lut = std::make_shared<std::optional<qk::Int8Lut>>()](const float* x, float* y, int64_t batch,
+                                                                           int threads) {
+        if (!*lut) *lut = qk::int8_lut(g->view);
+        qk::lattice_gemv_int8(g->view, **lut, x, y, batch, {threads, qk::CpuPath::Auto});
     };
 #ifdef QUENCH_HAVE_CUDA
     p.to_device = [g] {
@@ -344,18 +358,22 @@ void BM_DenseF32(benchmark::State& state) {
                                                 benchmark::Counter::kIsRate);
 }
 
+enum class Path { Fp32, Int8, Lut };
+
 void run_packed(benchmark::State& state, const std::string& name, const std::function<Packed(int64_t, int64_t)>& make,
-                bool int8 = false) {
+                Path path = Path::Fp32) {
     const auto [rows, cols] = kShapes[state.range(0)];
     const int64_t batch = state.range(1);
     const int threads = static_cast<int>(state.range(2));
     const Packed& p = cached(name + std::to_string(rows) + "x" + std::to_string(cols), [&] { return make(rows, cols); });
+    const auto& gemv = path == Path::Lut ? p.gemv_lut : path == Path::Int8 ? p.gemv_int8 : p.gemv;
     const std::vector<float> x = random_floats(batch * cols);
     std::vector<float> y(batch * rows);
+    gemv(x.data(), y.data(), batch, threads);  // warm-up (and the lookup table's one-time build)
     double best = 1e30;
     for (auto _ : state) {
         const auto t0 = Clock::now();
-        (int8 ? p.gemv_int8 : p.gemv)(x.data(), y.data(), batch, threads);
+        gemv(x.data(), y.data(), batch, threads);
         best = std::min(best, std::chrono::duration<double>(Clock::now() - t0).count());
         benchmark::DoNotOptimize(y.data());
     }
@@ -367,7 +385,7 @@ void run_packed(benchmark::State& state, const std::string& name, const std::fun
     if (dense != dense_seconds().end()) state.counters["x_dense"] = dense->second / sec;
     const auto triad = triad_gbs().find(threads);
     if (triad != triad_gbs().end()) state.counters["of_triad"] = gbs / triad->second;
-    state.SetLabel(name + (int8 ? " int8 x" : "") + ", batch " + std::to_string(batch) + ", " + std::to_string(threads) +
+    state.SetLabel(name + (path == Path::Lut ? " int8 x, lookup" : path == Path::Int8 ? " int8 x" : "") + ", batch " + std::to_string(batch) + ", " + std::to_string(threads) +
                    " thread(s)");
 }
 
@@ -474,23 +492,20 @@ void register_shapes(const std::string& bench, F&& f) {
 void register_all() {
     benchmark::RegisterBenchmark("BM_Triad", BM_Triad)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
     register_shapes("BM_DenseF32", BM_DenseF32);
-    // The fp32-activation GEMVs, then the int8-activation ones (BM_PackedInt8) on weights of the same layout.
-    for (const bool int8 : {false, true}) {
-        const std::string prefix = int8 ? "BM_PackedInt8/" : "BM_Packed/";
+    // The fp32-activation GEMVs, then the int8-activation ones (BM_PackedInt8) on weights of the same layout,
+    // then the lookup GEMV where there is one (BM_PackedInt8Lut).
+    for (const Path path : {Path::Fp32, Path::Int8, Path::Lut}) {
+        const std::string prefix = path == Path::Lut ? "BM_PackedInt8Lut/" : path == Path::Int8 ? "BM_PackedInt8/" : "BM_Packed/";
         for (const GridSetting& s : kGridSettings)
-            register_shapes(prefix + s.name, [s, int8](benchmark::State& st) {
-                run_packed(st, s.name, [s](int64_t r, int64_t c) { return packed_grid(s, r, c); }, int8);
-            });
-        for (const LiftSetting& s : kLiftSettings)
-            register_shapes(prefix + s.name, [s, int8](benchmark::State& st) {
-                run_packed(st, s.name, [s](int64_t r, int64_t c) { return packed_lift(s, r, c); }, int8);
-            });
-        if (int8)
-            for (const LiftSetting& s : kLiftSettings)
-                register_shapes(prefix + s.name + ",lut", [s](benchmark::State& st) {
-                    run_packed(st, s.name + ",lut", [s](int64_t r, int64_t c) { return packed_lift(s, r, c, true); }, true);
+            if (path != Path::Lut || ((s.bits == 1 || s.bits == 2) && s.kind != qk::GridKind::Ternary))
+                register_shapes(prefix + s.name, [s, path](benchmark::State& st) {
+                    run_packed(st, s.name, [s](int64_t r, int64_t c) { return packed_grid(s, r, c); }, path);
                 });
-        register_shapes(prefix + "lcqat", [int8](benchmark::State& st) { run_packed(st, "lcqat", packed_lattice, int8); });
+        for (const LiftSetting& s : kLiftSettings)
+            register_shapes(prefix + s.name, [s, path](benchmark::State& st) {
+                run_packed(st, s.name, [s](int64_t r, int64_t c) { return packed_lift(s, r, c); }, path);
+            });
+        register_shapes(prefix + "lcqat", [path](benchmark::State& st) { run_packed(st, "lcqat", packed_lattice, path); });
     }
     for (int k : {7, 8})
         register_shapes("BM_Packed/qamw:k=" + std::to_string(k), [k](benchmark::State& st) {

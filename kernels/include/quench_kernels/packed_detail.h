@@ -14,6 +14,7 @@
 namespace quench::kernels {
 struct GridView;
 struct LiftView;
+struct LatticeView;
 }  // namespace quench::kernels
 
 namespace quench::kernels::detail {
@@ -80,12 +81,33 @@ inline int8_t int8_code(float x, float id) {
     return static_cast<int8_t>(std::max(-127, std::min(127, q)));
 }
 
-// LiftQuant's GEMV up to its sign codes (packed_liftquant.h): x [batch, cols] through the transforms and M
-// into p [batch, (cols / d) D]. `by_rows` sums each projection over i in the outer loop (vectorised over k;
-// the int8 paths round p anyway); otherwise sums run over i in order, as the exact fp32 GEMV keeps them.
-std::vector<float> lift_project(const LiftView& w, const float* x, int64_t batch, bool by_rows, int threads);
+// A grid level as (a c - o) m with integer a, o (packed_int8.h): AsymInt 1, zero code, 1; SymInt 1,
+// 2^(bits-1), 1; Binary 2, 1, 1; Seq 2, 3, 0.25; Ternary 1, 1, fp32(2/3); Unsigned 1, 0, 1. For AsymInt, o is
+// each group's zero code and int_level gives 0.
+struct IntLevel {
+    int32_t a = 1, o = 0;
+    float m = 1;
+};
+IntLevel int_level(const GridView& w);
+
+// The grid GEMV a projected kernel ends in: y = W p for the code grid g over projected inputs p.
+using GridGemv = std::function<void(const GridView& g, const float* p, float* y, int64_t batch, const CpuOptions& opt)>;
+
+// LiftQuant's GEMV (packed_liftquant.h) with its sign-code grid GEMV done by `gemv`: x through the transforms
+// and M into p [batch, (cols / d) D], then gemv(lift_sign_grid(w), p). `by_rows` sums each projection over i
+// in the outer loop (vectorised over k; the int8 paths round p anyway); otherwise sums run over i in order,
+// as the exact fp32 GEMV keeps them. Projection threaded with opt.threads.
+void lift_gemv_via(const LiftView& w, const float* x, float* y, int64_t batch, const CpuOptions& opt, bool by_rows,
+                   const GridGemv& gemv);
 // The sign codes as the binary grid GEMV over p reads them (one group per row, one scale per row).
 GridView lift_sign_grid(const LiftView& w);
+
+// LC-QAT's GEMV (packed_lattice.h) with its 2-bit code grid GEMV done by `gemv`.
+void lattice_gemv_via(const LatticeView& w, const float* x, float* y, int64_t batch, const CpuOptions& opt,
+                      const GridGemv& gemv);
+// The codes as the unsigned 2-bit grid over the projected inputs, one group per row, scales `ones` (fp16 1.0
+// per row: the row scale sv is applied after the output Hadamard).
+GridView lattice_code_grid(const LatticeView& w, const uint16_t* ones);
 
 // Unnormalised Walsh-Hadamard butterflies, in place, over each block of v[0, n) (block a power of two
 // dividing n): for h = 1, 2, .., block / 2 the pair (a, b) = (v[i], v[i + h]) becomes (a + b, a - b), the
