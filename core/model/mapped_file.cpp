@@ -54,4 +54,15 @@ MappedFile::~MappedFile() {
     if (data_) ::munmap(data_, size_);
 }
 
+void release_pages(const void* p, std::size_t n) {
+#ifdef MADV_PAGEOUT
+    const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+    const uintptr_t begin = (reinterpret_cast<uintptr_t>(p) + page - 1) / page * page;
+    const uintptr_t end = (reinterpret_cast<uintptr_t>(p) + n) / page * page;
+    if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_PAGEOUT);
+#else
+    (void)p, (void)n;
+#endif
+}
+
 }  // namespace quench

@@ -24,4 +24,10 @@ private:
     std::size_t size_ = 0;
 };
 
+// Gives back the memory of the whole pages inside [p, p + n) (MADV_PAGEOUT): for a mapped file's pages, which
+// are read again from the file when touched, this is how a copy that took their place (a re-laid layout)
+// avoids holding the data twice. Contents are kept whatever the memory (anonymous pages are swapped out or
+// stay), so it is safe on any address; a hint only, so errors (a kernel before 5.4) are ignored.
+void release_pages(const void* p, std::size_t n);
+
 }  // namespace quench

@@ -7,6 +7,7 @@
 #include <variant>
 
 #include "common/error.h"
+#include "model/mapped_file.h"
 #include "quant/kernel_views.h"
 #include "quench_kernels/packed_int8.h"
 #include "quench_kernels/packed_int8_lut.h"
@@ -42,6 +43,12 @@ PackedLinear::PackedLinear(QuantizedTensor q, int threads, PackedActivations act
         s_->int8 = true, s_->lut = kernels::int8_lut(*w, s_->options);
     } else if (const auto* l = std::get_if<kernels::LatticeView>(&s_->view)) {
         s_->int8 = true, s_->lut = kernels::int8_lut(*l, s_->options);
+    }
+    // The re-laid codes take the place of the stored ones, which no kernel reads any more: give back their
+    // pages (mapped from the checkpoint, they come back from the file if anything reads them).
+    if (s_->lut) {
+        const at::Tensor& codes = s_->q.part("codes").data;
+        release_pages(codes.data_ptr(), codes.nbytes());
     }
 }
 

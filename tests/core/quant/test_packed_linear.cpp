@@ -2,16 +2,22 @@
 // fp32 summation order, for a codec of every kernel family, for any leading shape and a row count that is
 // not a multiple of the kernels' batch of eight; settings no kernel reads and wrong inputs are errors. With
 // int8 activations each layer runs its family's int8 GEMV (LiftQuant by table lookup) exactly as a direct
-// kernel call does, or the fp32 one where the int8 path is missing or slower (ternary, QAM-W).
+// kernel call does, or the fp32 one where the int8 path is missing or slower (ternary, QAM-W); a layer whose
+// codes were re-laid for the lookup GEMV gives back the pages of the stored codes (mapped from a file here).
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include "common/error.h"
 #include "quant/codec.h"
+#include <fstream>
+
+#include "model/mapped_file.h"
 #include "quant/kernel_views.h"
 #include "quant/packed_linear.h"
 #include "quench_kernels/packed_int8.h"
 #include "support/errors.h"
+#include "support/pages.h"
+#include "support/test_paths.h"
 
 using namespace quench;
 
@@ -96,4 +102,36 @@ TEST(PackedLinear, Int8ActivationsRunTheFamilysInt8KernelOrStayFp32) {
         EXPECT_LT(((y.to(torch::kFloat64) - ref).abs() / scale).max().item<double>(), 2e-2) << cases[i].spec;
         if (cases[i].int8) EXPECT_FALSE(torch::equal(y, exact.forward(x))) << cases[i].spec;
     }
+}
+
+TEST(PackedLinear, LookupLayersGiveBackTheStoredCodesPages) {
+    // A LiftQuant layer whose codes live in a mapped file, as a packed checkpoint's do: 256 x 512 weights,
+    // (512 / 8) * 16 sign bits per row, 32 KiB of codes.
+    const QuantizedTensor q = quantize("liftquant:D=16,d=8", 256, 512, 5);
+    const at::Tensor& codes = q.part("codes").data;
+    test::ScratchDir dir;
+    const std::string path = dir.file("codes.bin");
+    std::ofstream(path, std::ios::binary).write(static_cast<const char*>(codes.data_ptr()), static_cast<std::streamsize>(codes.nbytes()));
+    const auto file = std::make_shared<MappedFile>(path);
+    QuantizedTensor mapped = q;
+    for (auto& part : mapped.parts)
+        if (part.name == "codes")
+            part.data = at::from_blob(const_cast<uint8_t*>(file->data()), codes.sizes(), [file](void*) {}, codes.options());
+    ASSERT_TRUE(torch::equal(mapped.part("codes").data, codes));
+    const std::size_t page = test::page_size(), whole = codes.nbytes() / page;  // the mapping starts on a page
+    ASSERT_GE(whole, 4u);
+    if (test::present_pages(file->data(), whole * page) < 0 || !test::can_release_pages())
+        GTEST_SKIP() << "pagemap or MADV_PAGEOUT unavailable";
+    ASSERT_EQ(test::present_pages(file->data(), whole * page), static_cast<int64_t>(whole));  // read above
+
+    const PackedLinear exact(mapped, 2);
+    EXPECT_EQ(test::present_pages(file->data(), whole * page), static_cast<int64_t>(whole));  // fp32 keeps them
+    const PackedLinear lin(mapped, 2, PackedActivations::Int8);
+    EXPECT_EQ(test::present_pages(file->data(), whole * page), 0);
+    // Its product is unchanged, and it never brings them back.
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(3);
+    const auto x = torch::randn({3, 512}, gen);
+    const auto y = lin.forward(x);
+    EXPECT_EQ(test::present_pages(file->data(), whole * page), 0);
+    EXPECT_TRUE(torch::equal(y, PackedLinear(q, 2, PackedActivations::Int8).forward(x)));
 }
