@@ -22,8 +22,8 @@
 #include "quench_kernels/dense.h"
 #include "quench_kernels/packed_grid.h"
 #include "quench_kernels/packed_int8.h"
-#include "quench_kernels/packed_lattice.h"
 #include "quench_kernels/packed_int8_lut.h"
+#include "quench_kernels/packed_lattice.h"
 #include "quench_kernels/packed_liftquant.h"
 #include "quench_kernels/packed_qamw.h"
 
@@ -138,6 +138,12 @@ std::shared_ptr<GridBuffers> make_grid(const GridSetting& s, int64_t rows, int64
     v.scales = g->scales.data();
     v.zeros = g->zeros.empty() ? nullptr : g->zeros.data(), v.zero_bytes = static_cast<int64_t>(g->zeros.size());
     return g;
+}
+
+bool has_lut(const GridSetting& s) {
+    qk::GridView v;
+    v.kind = s.kind, v.bits = s.bits;
+    return qk::has_int8_lut(v);
 }
 
 Packed packed_grid(const GridSetting& s, int64_t rows, int64_t cols) {
@@ -497,7 +503,7 @@ void register_all() {
     for (const Path path : {Path::Fp32, Path::Int8, Path::Lut}) {
         const std::string prefix = path == Path::Lut ? "BM_PackedInt8Lut/" : path == Path::Int8 ? "BM_PackedInt8/" : "BM_Packed/";
         for (const GridSetting& s : kGridSettings)
-            if (path != Path::Lut || ((s.bits == 1 || s.bits == 2) && s.kind != qk::GridKind::Ternary))
+            if (path != Path::Lut || has_lut(s))
                 register_shapes(prefix + s.name, [s, path](benchmark::State& st) {
                     run_packed(st, s.name, [s](int64_t r, int64_t c) { return packed_grid(s, r, c); }, path);
                 });

@@ -1,6 +1,7 @@
 #pragma once
-// Internals the packed CPU kernels share (not part of the kernel API): row threading, the CPU path choice
-// and bounds-safe reads of the packed code stream.
+// Internals the packed CPU kernels share (not part of the kernel API): row threading, the CPU path choice,
+// bounds-safe reads of the packed code stream, the int8 activation rounding, and the projected kernels
+// (LiftQuant, LC-QAT) split at their code grid so that every grid GEMV can finish them.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
