@@ -19,7 +19,7 @@ struct PackedLinear::State {
     KernelView view;
     kernels::CpuOptions options;
     bool int8 = false;
-    std::optional<kernels::Int8Lut> lut;  // 1- and 2-bit codes re-laid for the lookup GEMV (int8 only)
+    std::optional<kernels::Int8Lut> lut;  // codes of 1 to 3 bits re-laid for the lookup GEMV (int8 only)
 
     void gemv(const float* x, float* y, int64_t batch, const kernels::CpuOptions& o) const {
         if (!int8) return kernel_gemv(view, x, y, batch, o);

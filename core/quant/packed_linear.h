@@ -6,7 +6,7 @@
 // Activations: Fp32 runs the exact kernels. Int8 quantizes each input row in blocks (llama.cpp's Q8 idea,
 // kernels' packed_int8.h) where an int8 GEMV exists and is the faster one: scalar grids other than ternary
 // (whose fp32 GEMV is faster than its int8 decode), LiftQuant and LC-QAT; QAM-W layers and ternary grids
-// stay fp32. Codes of 1 and 2 bits (LiftQuant's and LC-QAT's included) run the table-lookup GEMV
+// stay fp32. Codes of 1 to 3 bits (LiftQuant's and LC-QAT's included) run the table-lookup GEMV
 // (packed_int8_lut.h) over a copy re-laid once at construction, which takes the stored codes' place: their
 // pages are given back (release_pages), so the codes are not held twice. The error is bounded per output
 // in packed_int8.h.

@@ -170,10 +170,11 @@ QK_AVX2 void tiles_avx2(const Int8Lut& l, const Plan& s, const Acts& a, const st
                 __m256i D[4];
                 const uint8_t* tb = tables.data() + b * table_bytes + k * s.pairs * 64;
                 plane_sums(tile + k * s.block_bytes(), tb, s.pairs, D);
-                if (s.bits == 2) {
-                    __m256i D1[4];
-                    plane_sums(tile + k * s.block_bytes() + s.pairs * 32, tb, s.pairs, D1);
-                    for (int g = 0; g < 4; ++g) D[g] = _mm256_add_epi32(D[g], _mm256_slli_epi32(D1[g], 1));
+                for (int p = 1; p < s.bits; ++p) {
+                    __m256i Dp[4];
+                    plane_sums(tile + k * s.block_bytes() + p * s.pairs * 32, tb, s.pairs, Dp);
+                    const __m128i shift = _mm_cvtsi32_si128(p);
+                    for (int g = 0; g < 4; ++g) D[g] = _mm256_add_epi32(D[g], _mm256_sll_epi32(Dp[g], shift));
                 }
                 const __m256i X = _mm256_set1_epi32(a.X[b * s.padded + k]);
                 const __m256 dk = _mm256_set1_ps(a.d[b * s.padded + k]);
@@ -215,13 +216,13 @@ void check_call(int64_t batch, const float* x, const float* y) {
 
 }  // namespace
 
-bool has_int8_lut(const GridView& w) { return (w.bits == 1 || w.bits == 2) && w.kind != GridKind::Ternary; }
+bool has_int8_lut(const GridView& w) { return w.bits >= 1 && w.bits <= 3 && w.kind != GridKind::Ternary; }
 
 Int8Lut int8_lut(const GridView& w, const CpuOptions& opt) {
     validate(w);
     if (!has_int8_lut(w))
         bad(std::to_string(w.bits) + "-bit " + (w.kind == GridKind::Ternary ? "ternary " : "") +
-            "codes have no lookup table (1 or 2 bits, not ternary)");
+            "codes have no lookup table (1 to 3 bits, not ternary)");
     Int8Lut l;
     l.kind = w.kind;
     l.bits = w.bits;

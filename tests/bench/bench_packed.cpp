@@ -3,7 +3,7 @@
 // bytes read and, from best times (robust on a shared machine), the speed-up over gemv_f32 on the same
 // shape, batch and threads (x_dense, measured earlier in this binary) and the fraction of the triad
 // bandwidth (of_triad, also measured here). BM_PackedInt8 runs the int8-activation GEMVs (packed_int8.h) on
-// the same weights, BM_PackedInt8Lut the table-lookup int8 GEMV (packed_int8_lut.h) for codes of 1 and 2 bits
+// the same weights, BM_PackedInt8Lut the table-lookup int8 GEMV (packed_int8_lut.h) for codes of 1 to 3 bits
 // (the one-time re-laying of the codes is not timed). With a GPU: the CUDA kernels against cuBLAS fp16 GEMV.
 // Weights are random codes and scales of the codec's exact layout: timing does not depend on the values.
 #include <benchmark/benchmark.h>

@@ -2,9 +2,9 @@
 //  - the re-laid codes hold every code's bit planes where the header says (read back bit by bit), with the
 //    tile's scales and zero codes beside them;
 //  - the GEMV equals the same call without the table bit for bit, for every batch 1..8 and thread count,
-//    on 1- and 2-bit grids of every kind (groups of 32, 64 and 128 columns, per-row groups of odd widths:
-//    short last blocks, rows starting mid-byte), LiftQuant (blocks of 32, 64, 128, odd D) and LC-QAT, with
-//    partial tiles (rows not a multiple of 32);
+//    on 1-, 2- and 3-bit grids of every kind (groups of 32, 64 and 128 columns, per-row groups of odd
+//    widths: short last blocks, rows starting mid-byte), LiftQuant (blocks of 32, 64, 128, odd D) and
+//    LC-QAT, with partial tiles (rows not a multiple of 32);
 //  - it stays within the int8 paths' 2e-2 of sum |W x| of core's dequantized weight (that bound's reason is
 //    in test_packed_int8.cpp), so it is a product with the weight, not only a copy of another kernel;
 //  - codes without a table and tables made for another view are refused with the reason named.
@@ -39,6 +39,11 @@ const std::vector<PackedCase>& lut_cases() {
         {"paretoq:b=1", 23, 1003},
         {"paretoq:b=2", 4, 4096},
         {"gptq:b=2,g=32,grid=paretoq", 12, 160},
+        // 3 bits: three planes; asymmetric groups (zero codes of 3 bits), symmetric, ParetoQ's per-row grid
+        // on an odd width (rows start mid-byte)
+        {"rtn:b=3,g=64", 13, 192},
+        {"rtn:b=3,g=128,sym", 35, 256},
+        {"paretoq:b=3", 6, 99},
         // LiftQuant: sign columns (cols / d) D of 400 (blocks of 32, a short last one), 320 (64), 8192 (128),
         // 578 (odd D: rows start mid-byte), 768 with awq
         {"liftquant:D=16,d=8", 13, 200},
@@ -175,7 +180,7 @@ TEST(PackedInt8Lut, StaysCloseToTheDenseProduct) {
 }
 
 TEST(PackedInt8Lut, RefusesCodesWithoutATableAndTablesOfAnotherView) {
-    for (const char* spec : {"rtn:b=4,g=32", "rtn:b=3,g=64", "paretoq:b=1.58"}) {
+    for (const char* spec : {"rtn:b=4,g=32", "rtn:b=8,g=0", "paretoq:b=1.58"}) {
         const PackedCase c = make_cases({{spec, 4, 64}})[0];
         try {
             qk::int8_lut(std::get<qk::GridView>(kernel_view(c.q)));
@@ -196,8 +201,8 @@ TEST(PackedInt8Lut, RefusesCodesWithoutATableAndTablesOfAnotherView) {
         EXPECT_NE(std::string(e.what()).find("33 x 96 view of 2 bits in groups of 32"), std::string::npos) << e.what();
     }
     // LiftQuant's table does not fit LC-QAT (nor another LiftQuant shape).
-    const qk::Int8Lut lift = lut_of(kernel_view(lut_cases()[8].q));
-    const auto& lc = std::get<qk::LatticeView>(kernel_view(lut_cases()[13].q));
+    const qk::Int8Lut lift = lut_of(kernel_view(lut_cases()[11].q));
+    const auto& lc = std::get<qk::LatticeView>(kernel_view(lut_cases()[16].q));
     EXPECT_THROW(qk::lattice_gemv_int8(lc, lift, random_x(1, lc.cols, 2).data_ptr<float>(), y.data(), 1), std::invalid_argument);
     EXPECT_THROW(qk::grid_gemv_int8(std::get<qk::GridView>(a), lut, x.data_ptr<float>(), y.data(), 9), std::invalid_argument);
 }

@@ -1,5 +1,5 @@
 #pragma once
-// Int8 GEMV by table lookup for codes of 1 and 2 bits (T-MAC's idea, Wei et al. 2024). A row's integer block
+// Int8 GEMV by table lookup for codes of 1 to 3 bits (T-MAC's idea, Wei et al. 2024). A row's integer block
 // dot D = sum_c code_c q_c (packed_int8.h) splits into bit planes, D = sum_p 2^p sum_c bit_p(c) q_c, and four
 // bits have only 16 patterns. So per call and vector each group of four int8 activations q[4n .. 4n+3] gets a
 // table of its 16 partial sums
@@ -14,8 +14,10 @@
 // same fp32 steps in the same order. Without AVX2 (or with CpuPath::Scalar) the calls run that path on the
 // view's own codes.
 //
-// Which codes: GridView with bits 1 or 2 of any kind but ternary (2-bit RTN and GPTQ grids, ParetoQ's SEQ
-// and binary), LiftQuant's sign codes and LC-QAT's 2-bit lattice codes (both over their projected inputs).
+// Which codes: GridView with 1 to 3 bits of any kind but ternary (2- and 3-bit RTN and GPTQ grids, ParetoQ's
+// SEQ, 3-bit and binary grids), LiftQuant's sign codes and LC-QAT's 2-bit lattice codes (both over their
+// projected inputs). Each plane costs one lookup pass, so 4-bit codes are faster on the maddubs path, which
+// decodes a nibble as cheaply as a bit (measured in docs/benchmarks.md).
 #include <cstdint>
 #include <vector>
 
@@ -33,7 +35,7 @@ namespace quench::kernels {
 // 16..31 the same for position n + 1. Rows past the last and columns past a block's width are zero.
 struct Int8Lut {
     GridKind kind = GridKind::Binary;
-    int bits = 0;                  // 1 or 2: bit planes
+    int bits = 0;                  // 1 to 3: bit planes
     int64_t rows = 0, cols = 0, group = 0;
     int64_t block = 0;             // columns per activation block
     std::vector<uint8_t> codes;    // [tiles][blocks][bits][block / 8][32]
@@ -41,7 +43,7 @@ struct Int8Lut {
     std::vector<uint8_t> zeros;    // AsymInt: zero codes [tiles][groups][32]; empty otherwise
 };
 
-// Whether a table applies: 1- or 2-bit codes of a kind other than ternary.
+// Whether a table applies: codes of 1 to 3 bits of a kind other than ternary.
 bool has_int8_lut(const GridView& w);
 
 // Re-lays w's codes (threaded over tiles); std::invalid_argument naming the field for an inconsistent view

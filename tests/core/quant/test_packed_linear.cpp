@@ -70,7 +70,7 @@ TEST(PackedLinear, Int8ActivationsRunTheFamilysInt8KernelOrStayFp32) {
         std::string spec;
         bool int8;
     };
-    const std::vector<Case> cases = {{"rtn:b=4,g=32", true},       {"paretoq:b=2", true}, {"rtn:b=8,g=0", true},
+    const std::vector<Case> cases = {{"rtn:b=4,g=32", true},       {"paretoq:b=2", true}, {"rtn:b=8,g=0", true}, {"rtn:b=3,g=64", true},
                                      {"liftquant:D=16,d=8", true}, {"lcqat", true},       {"paretoq:b=1.58", false},
                                      {"qamw:k=8,block=64", false}};
     auto gen = at::make_generator<at::CPUGeneratorImpl>(7);
