@@ -44,11 +44,14 @@ void row_codes(const GridView& w, int64_t r, std::vector<uint8_t>& u) {
 }
 
 void check(const GridView& w, const Int8Lut& l) {
-    const Plan s(l);
-    const bool fits = l.kind == w.kind && l.bits == w.bits && l.rows == w.rows && l.cols == w.cols && l.group == w.group &&
-                      l.block == int8_block_cols(w) && static_cast<int64_t>(l.codes.size()) == s.tiles * s.tile_bytes() &&
-                      static_cast<int64_t>(l.scales.size()) == s.tiles * s.groups * kTile &&
-                      static_cast<int64_t>(l.zeros.size()) == (w.kind == GridKind::AsymInt ? s.tiles * s.groups * kTile : 0);
+    bool fits = l.kind == w.kind && l.bits == w.bits && l.rows == w.rows && l.cols == w.cols && l.group == w.group &&
+                l.block == int8_block_cols(w);
+    if (fits) {  // the shape is the view's (validated): the sizes it implies can be computed
+        const Plan s(l);
+        fits = static_cast<int64_t>(l.codes.size()) == s.tiles * s.tile_bytes() &&
+               static_cast<int64_t>(l.scales.size()) == s.tiles * s.groups * kTile &&
+               static_cast<int64_t>(l.zeros.size()) == (w.kind == GridKind::AsymInt ? s.tiles * s.groups * kTile : 0);
+    }
     if (!fits)
         bad("made for " + std::to_string(l.rows) + " x " + std::to_string(l.cols) + " codes of " + std::to_string(l.bits) +
             " bits in groups of " + std::to_string(l.group) + ", not this " + std::to_string(w.rows) + " x " +

@@ -205,4 +205,10 @@ TEST(PackedInt8Lut, RefusesCodesWithoutATableAndTablesOfAnotherView) {
     const auto& lc = std::get<qk::LatticeView>(kernel_view(lut_cases()[16].q));
     EXPECT_THROW(qk::lattice_gemv_int8(lc, lift, random_x(1, lc.cols, 2).data_ptr<float>(), y.data(), 1), std::invalid_argument);
     EXPECT_THROW(qk::grid_gemv_int8(std::get<qk::GridView>(a), lut, x.data_ptr<float>(), y.data(), 9), std::invalid_argument);
+    // An empty table, and one whose codes were cut short.
+    EXPECT_THROW(qk::grid_gemv_int8(std::get<qk::GridView>(a), qk::Int8Lut{}, x.data_ptr<float>(), y.data(), 1),
+                 std::invalid_argument);
+    qk::Int8Lut cut = lut;
+    cut.codes.pop_back();
+    EXPECT_THROW(qk::grid_gemv_int8(std::get<qk::GridView>(a), cut, x.data_ptr<float>(), y.data(), 1), std::invalid_argument);
 }
