@@ -25,8 +25,10 @@ struct PackedLinear::State {
         if (!int8) return kernel_gemv(view, x, y, batch, o);
         if (const auto* g = std::get_if<kernels::GridView>(&view))
             return lut ? kernels::grid_gemv_int8(*g, *lut, x, y, batch, o) : kernels::grid_gemv_int8(*g, x, y, batch, o);
-        if (const auto* w = std::get_if<kernels::LiftView>(&view)) return kernels::lift_gemv_int8(*w, *lut, x, y, batch, o);
-        kernels::lattice_gemv_int8(std::get<kernels::LatticeView>(view), *lut, x, y, batch, o);
+        if (const auto* w = std::get_if<kernels::LiftView>(&view))
+            return lut ? kernels::lift_gemv_int8(*w, *lut, x, y, batch, o) : kernels::lift_gemv_int8(*w, x, y, batch, o);
+        const auto& l = std::get<kernels::LatticeView>(view);
+        lut ? kernels::lattice_gemv_int8(l, *lut, x, y, batch, o) : kernels::lattice_gemv_int8(l, x, y, batch, o);
     }
 };
 
@@ -35,14 +37,19 @@ PackedLinear::PackedLinear(QuantizedTensor q, int threads, PackedActivations act
     s_->view = kernel_view(s_->q);
     s_->options.threads = threads;
     if (acts != PackedActivations::Int8) return;
-    // The lookup GEMV where it applies (packed_int8_lut.h), else the int8 decode-and-multiply one.
+    // The lookup GEMV where it applies (packed_int8_lut.h), else the int8 decode-and-multiply one. Without
+    // AVX2 the lookup calls run the decode path on the stored codes, so no table is built there: it would
+    // only hold the codes twice.
+    const bool lookup = kernels::cpu_has_avx2();
     if (const auto* g = std::get_if<kernels::GridView>(&s_->view)) {
         s_->int8 = g->kind != kernels::GridKind::Ternary;
-        if (kernels::has_int8_lut(*g)) s_->lut = kernels::int8_lut(*g, s_->options);
+        if (lookup && kernels::has_int8_lut(*g)) s_->lut = kernels::int8_lut(*g, s_->options);
     } else if (const auto* w = std::get_if<kernels::LiftView>(&s_->view)) {
-        s_->int8 = true, s_->lut = kernels::int8_lut(*w, s_->options);
+        s_->int8 = true;
+        if (lookup) s_->lut = kernels::int8_lut(*w, s_->options);
     } else if (const auto* l = std::get_if<kernels::LatticeView>(&s_->view)) {
-        s_->int8 = true, s_->lut = kernels::int8_lut(*l, s_->options);
+        s_->int8 = true;
+        if (lookup) s_->lut = kernels::int8_lut(*l, s_->options);
     }
     // The re-laid codes take the place of the stored ones, which no kernel reads any more: give back their
     // pages (mapped from the checkpoint, they come back from the file if anything reads them).

@@ -59,17 +59,18 @@ void dequantize_f32(const KernelView& v, float* out, const kernels::CpuOptions& 
 void dequantize_f16(const KernelView& v, uint16_t* out, const kernels::CpuOptions& o);
 void gemv(const KernelView& v, const float* x, float* y, int64_t batch, const kernels::CpuOptions& o);
 
-// fp32 dequantization equals c.ref bit for bit and fp16 equals c.ref.to(kHalf).
-void expect_dequant_exact(const PackedCase& c, const kernels::CpuOptions& o);
+// fp32 dequantization on path o equals the scalar single-thread kernel bit for bit, fp16 equals that fp32
+// result rounded, and both are within dequant_tolerance of c.ref (bit for bit where it says so).
+void expect_dequant_matches(const PackedCase& c, const kernels::CpuOptions& o);
 void expect_gemv_close(const PackedCase& c, const kernels::CpuOptions& o, int64_t batch, const GemvCheck& g);
 
-// Every case on every path: dequantization exact; GEMV close for each batch.
-void expect_dequant_exact(const std::vector<PackedCase>& cases, const std::vector<kernels::CpuOptions>& paths);
+// Every case on every path: dequantization matches; GEMV close for each batch.
+void expect_dequant_matches(const std::vector<PackedCase>& cases, const std::vector<kernels::CpuOptions>& paths);
 void expect_gemv_close(const std::vector<PackedCase>& cases, const std::vector<kernels::CpuOptions>& paths,
                        const std::vector<int64_t>& batches, const GemvCheck& g);
 
 // Each spec on each of the real model's 14 model.layers.* weights (calibration and quantize seed: the layer
-// index, the quantize seed times quantize_seed_factor): dequantization exact, GEMV at batch 1 and 8, every path.
+// index, the quantize seed times quantize_seed_factor): dequantization matches, GEMV at batch 1 and 8, every path.
 void expect_agrees_on_real_model(const std::vector<std::string>& specs, const std::vector<kernels::CpuOptions>& paths,
                                  const GemvCheck& g, uint64_t quantize_seed_factor = 1);
 

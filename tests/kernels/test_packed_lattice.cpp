@@ -1,7 +1,8 @@
-// LC-QAT lattice packed kernels against core's codec: dequantization equals Codec::dequantize bit for bit
-// (fp32, and fp16 equals its .to(kHalf)); the GEMV (x projected through su, H_in and A^T, the unsigned
-// 2-bit grid GEMV, then H_out and sv on the outputs) matches the core-dequantized weight times x in double
-// within 1e-5 of sum_c |W[r][c] x[c]|. Both codebooks, Hadamard sizes, Hessian-aware codes, real model
+// LC-QAT lattice packed kernels against core's codec: dequantization equals the scalar kernel bit for bit on
+// every path, and Codec::dequantize (affine map and Hadamards as BLAS GEMMs, summed in a CPU-dependent order)
+// within the bound of kernels/dequant_tolerance.h; fp16 is that fp32 result rounded. The GEMV (x projected
+// through su, H_in and A^T, the unsigned 2-bit grid GEMV, then H_out and sv on the outputs) matches the
+// core-dequantized weight times x in double within 1e-5 of sum_c |W[r][c] x[c]|. Both codebooks, Hadamard sizes, Hessian-aware codes, real model
 // layers, both CPU paths, bad views and CUDA against the CPU.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -34,7 +35,7 @@ std::vector<qk::CpuOptions> paths() { return cpu_paths(2); }
 
 }  // namespace
 
-TEST(PackedLattice, DequantizeEqualsCoreBitForBit) { expect_dequant_exact(cases(), paths()); }
+TEST(PackedLattice, DequantizeMatchesCoreWithinTheSummationBound) { expect_dequant_matches(cases(), paths()); }
 
 TEST(PackedLattice, GemvMatchesDenseReference) { expect_gemv_close(cases(), paths(), {1, 3, 8}, kGemv); }
 

@@ -1,5 +1,6 @@
-// LiftQuant packed kernels against core's codec: dequantization equals Codec::dequantize bit for bit (fp32,
-// and fp16 equals its .to(kHalf)); the GEMV (transforms moved onto x, M projected once per chunk, sign sums)
+// LiftQuant packed kernels against core's codec: dequantization equals the scalar kernel bit for bit on every
+// path, and Codec::dequantize (whose D-term sums run through BLAS in a CPU-dependent order) within the bound
+// of kernels/dequant_tolerance.h; fp16 is that fp32 result rounded. The GEMV (transforms moved onto x, M projected once per chunk, sign sums)
 // matches the core-dequantized weight times x in double within 1e-5 of sum_c |W[r][c] x[c]| (the projection
 // and Hadamard reorder fp32 sums of 2 * cols terms). Hadamard on/off, awq, odd shapes, real model layers,
 // both CPU paths, bad views and CUDA against the CPU.
@@ -36,7 +37,7 @@ std::vector<qk::CpuOptions> paths() { return cpu_paths(2); }
 
 }  // namespace
 
-TEST(PackedLiftQuant, DequantizeEqualsCoreBitForBit) { expect_dequant_exact(cases(), paths()); }
+TEST(PackedLiftQuant, DequantizeMatchesCoreWithinTheSummationBound) { expect_dequant_matches(cases(), paths()); }
 
 TEST(PackedLiftQuant, GemvMatchesDenseReference) { expect_gemv_close(cases(), paths(), {1, 2, 5, 8}, kGemv); }
 

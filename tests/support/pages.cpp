@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <stdexcept>
 
 namespace quench::test {
 
@@ -37,6 +38,15 @@ bool can_release_pages() {
 #else
     return false;
 #endif
+}
+
+void sync_to_disk(const std::string& path) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || ::fsync(fd) != 0) {
+        if (fd >= 0) ::close(fd);
+        throw std::runtime_error("cannot fsync " + path);
+    }
+    ::close(fd);
 }
 
 }  // namespace quench::test

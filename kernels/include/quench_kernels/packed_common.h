@@ -18,7 +18,7 @@ struct CpuOptions {
     CpuPath path = CpuPath::Auto;
 };
 
-// AVX2, FMA and F16C all present (__builtin_cpu_supports).
+// AVX2, FMA and F16C all present (__builtin_cpu_supports), and QUENCH_CPU_PATH is not `scalar`.
 bool cpu_has_avx2();
 
 // fp16 bits -> fp32, exact for every value (subnormals, infinities, NaN payloads kept).

@@ -112,6 +112,7 @@ TEST(PackedLinear, LookupLayersGiveBackTheStoredCodesPages) {
     test::ScratchDir dir;
     const std::string path = dir.file("codes.bin");
     std::ofstream(path, std::ios::binary).write(static_cast<const char*>(codes.data_ptr()), static_cast<std::streamsize>(codes.nbytes()));
+    test::sync_to_disk(path);  // dirty pages are written back before they can go, which a busy disk delays
     const auto file = std::make_shared<MappedFile>(path);
     QuantizedTensor mapped = q;
     for (auto& part : mapped.parts)
@@ -126,12 +127,14 @@ TEST(PackedLinear, LookupLayersGiveBackTheStoredCodesPages) {
 
     const PackedLinear exact(mapped, 2);
     EXPECT_EQ(test::present_pages(file->data(), whole * page), static_cast<int64_t>(whole));  // fp32 keeps them
+    // Without AVX2 there is no lookup: int8 runs on the stored codes, which must then stay.
+    const int64_t kept = kernels::cpu_has_avx2() ? 0 : static_cast<int64_t>(whole);
     const PackedLinear lin(mapped, 2, PackedActivations::Int8);
-    EXPECT_EQ(test::present_pages(file->data(), whole * page), 0);
-    // Its product is unchanged, and it never brings them back.
+    EXPECT_EQ(test::present_pages(file->data(), whole * page), kept);
+    // Its product is unchanged, and a lookup layer never brings them back.
     auto gen = at::make_generator<at::CPUGeneratorImpl>(3);
     const auto x = torch::randn({3, 512}, gen);
     const auto y = lin.forward(x);
-    EXPECT_EQ(test::present_pages(file->data(), whole * page), 0);
+    EXPECT_EQ(test::present_pages(file->data(), whole * page), kept);
     EXPECT_TRUE(torch::equal(y, PackedLinear(q, 2, PackedActivations::Int8).forward(x)));
 }
