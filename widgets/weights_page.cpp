@@ -52,7 +52,9 @@ void WeightsPage::showWeights(int64_t group) {
     if (group == shownGroup_) return;
     shownGroup_ = group;
     if (group < 0) histogram_->setWeights(weights_);
-    else histogram_->setWeights(weights_.data() + row_ * cols_ + column_ * groupSize_, std::size_t(groupSize_));
+    else  // the last group of a row may be shorter than the others
+        histogram_->setWeights(weights_.data() + row_ * cols_ + column_ * groupSize_,
+                               std::size_t(std::min(groupSize_, cols_ - column_ * groupSize_)));
 }
 
 void WeightsPage::clear() {
@@ -96,7 +98,7 @@ void WeightsPage::refresh() {
             q = nullptr;
         }
     }
-    groupsPerRow_ = q ? q->cols / groupSize_ : 1;
+    groupsPerRow_ = q ? groups_per_row(*q) : 1;
     {
         const QSignalBlocker block(group_);
         group_->setRange(0, q ? int(q->rows * groupsPerRow_ - 1) : 0);

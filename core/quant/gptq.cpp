@@ -63,7 +63,7 @@ at::Tensor inverse_hessian_factor(const at::Tensor& H, double damp, const std::s
 
 GroupedCodes gptq_codes(const ScalarGrid& grid, at::Tensor W, at::Tensor H, int64_t group, bool act_order, double damp,
                         const std::string& where, ProgressSink& prog) {
-    const int64_t rows = W.size(0), cols = W.size(1), groups = cols / group;
+    const int64_t rows = W.size(0), cols = W.size(1), groups = group_count(cols, group);
     W = W.clone(at::MemoryFormat::Contiguous);
     H = H.to(torch::kFloat).clone();
     auto diag = H.diagonal();
@@ -75,9 +75,9 @@ GroupedCodes gptq_codes(const ScalarGrid& grid, at::Tensor W, at::Tensor H, int6
                      grid.zero_bits() ? torch::empty({rows, groups}) : at::Tensor()};
     const bool dynamic = !act_order && group < cols;
     if (!dynamic) {
-        const GridParams p = grid.fit(W.view({rows * groups, group}));
-        out.scale.copy_(p.scale.view({rows, groups}));
-        if (p.zero.defined()) out.zero.copy_(p.zero.view({rows, groups}));
+        const GroupedParams p = fit_grouped(grid, W, group);
+        out.scale.copy_(p.scale);
+        if (p.zero.defined()) out.zero.copy_(p.zero);
     }
     at::Tensor perm;
     if (act_order) {
@@ -104,7 +104,10 @@ GroupedCodes gptq_codes(const ScalarGrid& grid, at::Tensor W, at::Tensor H, int6
             // parallel region per column, which stalls badly on a loaded machine.
             const auto done = err.narrow(0, 0, i);
             if (dynamic && j % group == 0) {
-                const auto cur = Wb.narrow(0, i, group) - Ub.narrow(0, 0, i).narrow(1, i, group).t().mm(done);
+                // The group's columns as updated so far (the last group may be shorter, and a group may reach
+                // past this block: later columns have every earlier block's update already).
+                const int64_t width = std::min(group, cols - j);
+                const auto cur = Wt.narrow(0, j, width) - U.narrow(0, i1, i).narrow(1, j, width).t().mm(done);
                 const GridParams p = grid.fit(cur.t());
                 out.scale.narrow(1, g, 1).copy_(p.scale);
                 if (p.zero.defined()) out.zero.narrow(1, g, 1).copy_(p.zero);

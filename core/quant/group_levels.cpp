@@ -19,10 +19,12 @@ int64_t group_columns(const QuantizedTensor& q) {
     return q.cols;
 }
 
+int64_t groups_per_row(const QuantizedTensor& q) { return group_count(q.cols, group_columns(q)); }
+
 GroupLevels group_levels(const QuantizedTensor& q, int64_t row, int64_t group, std::size_t max_levels) {
     const auto codec = make_codec(q.spec);
     const auto* gridded = dynamic_cast<const GroupedGridCodec*>(codec.get());
-    const int64_t groups = gridded ? q.cols / gridded->group_columns(q.rows, q.cols) : 1;
+    const int64_t groups = gridded ? group_count(q.cols, gridded->group_columns(q.rows, q.cols)) : 1;
     if (row < 0 || row >= q.rows || group < 0 || group >= groups)
         throw Error(q.spec.to_string() + ": row " + std::to_string(row) + ", group " + std::to_string(group) +
                     " outside [" + std::to_string(q.rows) + " rows, " + std::to_string(groups) + " groups per row]");

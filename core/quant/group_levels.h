@@ -16,8 +16,11 @@ struct GroupLevels {
     std::size_t distinct = 0;    // values before thinning
 };
 
-// Columns per group of q: its codec's groups for scalar-grid codecs, the whole row otherwise.
+// Columns per group of q: its codec's groups for scalar-grid codecs, the whole row otherwise. The last
+// group of a row may be shorter.
 int64_t group_columns(const QuantizedTensor& q);
+// Groups per row of q: ceil(cols / group_columns).
+int64_t groups_per_row(const QuantizedTensor& q);
 
 // Group `group` (0-based, within the row) of row `row`. quench::Error for a row or group out of range.
 GroupLevels group_levels(const QuantizedTensor& q, int64_t row, int64_t group, std::size_t max_levels);

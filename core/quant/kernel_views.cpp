@@ -8,6 +8,7 @@
 #include "quant/bitpack.h"
 #include "quant/codec_registry.h"
 #include "quant/lcqat_lattice.h"
+#include "quant/qamw.h"
 #include "quant/scalar_grid.h"
 
 namespace quench {
@@ -134,7 +135,7 @@ kernels::GridView grid_view(const QuantizedTensor& q) {
         v.bits = static_cast<int>(b);
         v.kind = s.get_flag("sym") ? qk::GridKind::SymInt : qk::GridKind::AsymInt;
     }
-    const int64_t n = q.rows * q.cols, params = q.rows * (q.cols / v.group);
+    const int64_t n = q.rows * q.cols, params = q.rows * group_count(q.cols, v.group);
     v.code_bytes = v.kind == qk::GridKind::Ternary ? (n + 4) / 5 : packed_bytes(n, v.bits);
     v.codes = parts.bytes("codes", v.code_bytes);
     v.scales = parts.halves("scales", params);
@@ -180,9 +181,8 @@ kernels::QamwView qamw_view(const QuantizedTensor& q) {
     const CodecSpec& s = q.spec;
     const Parts parts(q);
     v.k = static_cast<int>(s.get_int("k"));
-    v.block = s.get_int("block");
-    if (q.rows < 1 || q.cols < 2 || q.cols % 2 != 0 || q.cols % v.block != 0)
-        parts.fail("weight " + shape_text(q) + ": cols must be even and a multiple of block=" + std::to_string(v.block));
+    if (q.rows < 1 || q.cols < 2 || q.cols % 2 != 0) parts.fail("weight " + shape_text(q) + ": cols must be even");
+    v.block = qamw_block(s, q.cols);
     v.codes = parts.bytes("codes", v.code_bytes = packed_bytes(q.rows * (q.cols / 2), v.k));
     v.norms = parts.halves("norms", q.rows);
     v.codebook = parts.halves("codebook", (int64_t(1) << v.k) * 2);

@@ -209,10 +209,10 @@ LcqatBlocks lcqat_blocks(const CodecSpec& spec, int64_t rows, int64_t cols) {
                     " is not a multiple of 4 (each code covers 4 consecutive weights of a row)");
     const int64_t had = spec.get_int("had");
     if (had == 0) return {};
-    if (cols % had != 0)
-        throw Error(where + ": cols " + std::to_string(cols) + " is not a multiple of the Hadamard block had=" +
-                    std::to_string(had) + " (use a smaller had, or had=0)");
+    // Each side takes the largest power of two up to had that divides its width (576 columns: 64), so every
+    // width that is a multiple of 4 has a transform; a width with a large power-of-two factor keeps had.
     LcqatBlocks b{had, had};
+    while (cols % b.in != 0) b.in /= 2;
     while (rows % b.out != 0) b.out /= 2;
     return b;
 }
@@ -259,7 +259,8 @@ const std::vector<ParamDef>& lcqat_params() {
         {"cb", ParamType::Choice, "ortho", 0, 0, {"ortho", "identity"},
          "codebook rotation O: ortho = UniSVQ v0's fixed random 4x4 rotation, identity = the HEAD release's scalar grid"},
         {"had", ParamType::Int, "128", 0, 0, {"0", "16", "32", "64", "128", "256", "512", "1024", "2048", "4096"},
-         "random-sign Hadamard block size (HEAD: 128); cols must be a multiple; 0 = random signs only"},
+         "largest random-sign Hadamard block (HEAD: 128); rows and columns each take the largest power of two "
+         "up to it that divides their width; 0 = random signs only"},
         {"damp", ParamType::Real, "0.01", 0, 1, {}, "Hessian damping relative to its mean diagonal (QuIP# sigma_reg)"},
         {"scale", ParamType::Real, "0.83", 0.05, 4, {},
          "RMS of the scaled weight against the unit-variance codebook (UniSVQ --scale_override)"},

@@ -56,8 +56,9 @@ struct LcqatWeight {
     at::Tensor dense() const;                           // [rows, cols] fp32
 };
 
-// Hadamard block sizes the spec's had= gives for a shape: columns use had itself (cols must be a multiple;
-// throws quench::Error otherwise), rows the largest power of two <= had that divides rows. had=0 gives 1, 1.
+// Hadamard block sizes the spec's had= gives for a shape: columns and rows each the largest power of two
+// <= had that divides their width (cols 576, had=128: 64). had=0 gives 1, 1. quench::Error for an empty
+// weight or cols not a multiple of 4.
 struct LcqatBlocks {
     int64_t in = 1, out = 1;
 };

@@ -79,7 +79,7 @@ public:
         auto v = w / torch::where(norm > 0, norm, torch::ones_like(norm)).unsqueeze(1);
         if (signs_) v = v * random_signs(cols, ctx.seed);
         // Rotated unit row times sqrt(cols): coordinates have mean square exactly 1, matching N(0, I2) pairs.
-        const auto pairs = hadamard_blocks(v, block_).mul(std::sqrt(static_cast<double>(cols))).view({-1, 2});
+        const auto pairs = hadamard_blocks(v, qamw_block(spec(), cols)).mul(std::sqrt(static_cast<double>(cols))).view({-1, 2});
         if (ctx.progress) ctx.progress->check();
 
         at::Tensor codes;
@@ -133,7 +133,8 @@ public:
             check_numel(q, "codebook", (int64_t(1) << k_) * 2);
             pairs = q.part("codebook").data.to(torch::kFloat32).view({-1, 2}).index_select(0, codes);
         }
-        auto w = hadamard_blocks(pairs.view({rows, cols}).div(std::sqrt(static_cast<double>(cols))), block_);
+        auto w = hadamard_blocks(pairs.view({rows, cols}).div(std::sqrt(static_cast<double>(cols))),
+                                 qamw_block(spec(), cols));
         if (signs_) w = w * random_signs(cols, static_cast<uint64_t>(q.part("sign_seed").data.item<int64_t>()));
         w = w * q.part("norms").data.to(torch::kFloat32).unsqueeze(1);
         if (act_scale_) w = w / q.part("act_scale").data.to(torch::kFloat32);
@@ -146,9 +147,7 @@ private:
     void check_shape(int64_t rows, int64_t cols) const {
         if (rows < 1 || cols < 1)
             throw Error(where() + ": empty weight " + std::to_string(rows) + "x" + std::to_string(cols));
-        if (cols % block_ != 0)
-            throw Error(where() + ": block " + std::to_string(block_) + " does not divide the input width " +
-                        std::to_string(cols) + " (choose a power of two that divides it)");
+        qamw_block(spec(), cols);  // throws for an odd width
     }
 
     void check_numel(const QuantizedTensor& q, const std::string& name, int64_t n) const {
@@ -197,6 +196,15 @@ private:
 
 }  // namespace
 
+int64_t qamw_block(const CodecSpec& spec, int64_t cols) {
+    if (cols < 2 || cols % 2 != 0)
+        throw Error("codec " + spec.to_string() + ": the input width " + std::to_string(cols) +
+                    " is not even (QAM-W codes pairs of adjacent weights)");
+    int64_t block = spec.get_int("block");
+    while (cols % block != 0) block /= 2;
+    return block;
+}
+
 PolarSplit qamw_polar_split(int k) {
     if (k < 2 || k > 16) throw Error("qamw_polar_split: k must be in [2, 16], got " + std::to_string(k));
     // Pair error 2(1 - g^2) + g^2 mse_amplitude: the phase term grows and the amplitude term shrinks
@@ -215,7 +223,9 @@ const std::vector<ParamDef>& qamw_params() {
     static const std::vector<ParamDef> params = {
         {"k", ParamType::Int, "11", 4, 12, {},
          "Bits per coordinate pair (codebook of 2^k points): k/2 code bits per weight"},
-        {"block", ParamType::Int, "128", 2, 65536, {}, "Hadamard block size: a power of two dividing the input width"},
+        {"block", ParamType::Int, "128", 2, 65536, {},
+         "largest Hadamard block, a power of two; each weight takes the largest power of two up to it that divides "
+         "its input width"},
         {"coding", ParamType::Choice, "joint", 0, 0, {"joint", "polar"},
          "joint: 2-D Lloyd-Max codebook; polar: amplitude and phase quantized separately (the paper's baseline)"},
         {"signs", ParamType::Flag, "0", 0, 0, {},

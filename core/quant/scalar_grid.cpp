@@ -144,6 +144,14 @@ at::Tensor unpack_trits(const at::Tensor& packed, int64_t n) {
 
 }  // namespace
 
+GridParams GroupedParams::span(const GroupSpan& sp, int64_t rows) const {
+    const auto pick = [&](const at::Tensor& t) {
+        return t.defined() ? t.narrow(1, sp.first_group, sp.groups).contiguous().view({rows * sp.groups, 1})
+                           : at::Tensor();
+    };
+    return {pick(scale), pick(zero)};
+}
+
 at::Tensor ScalarGrid::pack(const at::Tensor& codes) const {
     return num_codes() == 3 ? pack_trits(codes) : pack_bits(codes, bits_for(num_codes()));
 }
@@ -183,11 +191,18 @@ std::unique_ptr<ScalarGrid> make_paretoq_grid(double bits, const std::string& wh
 
 int64_t group_size(const CodecSpec& spec, int64_t g, int64_t rows, int64_t cols) {
     if (rows < 1 || cols < 1) throw Error(spec.to_string() + ": empty weight " + shape_text(rows, cols));
-    const int64_t gs = g == 0 ? cols : g;
-    if (cols % gs != 0)
-        throw Error(spec.to_string() + ": group size g=" + std::to_string(g) + " does not divide the " +
-                    std::to_string(cols) + " columns of a " + shape_text(rows, cols) + " weight");
-    return gs;
+    if (g < 0) throw Error(spec.to_string() + ": group size g=" + std::to_string(g) + " is negative");
+    return g == 0 ? cols : std::min(g, cols);
+}
+
+int64_t group_count(int64_t cols, int64_t group) { return (cols + group - 1) / group; }
+
+std::vector<GroupSpan> group_spans(int64_t cols, int64_t group) {
+    std::vector<GroupSpan> out;
+    const int64_t whole = cols / group, tail = cols - whole * group;
+    if (whole > 0) out.push_back({0, group, whole, 0});
+    if (tail > 0) out.push_back({whole * group, tail, 1, whole});
+    return out;
 }
 
 void check_weight(const CodecSpec& spec, const at::Tensor& W) {
@@ -196,12 +211,28 @@ void check_weight(const CodecSpec& spec, const at::Tensor& W) {
     if (!torch::isfinite(W).all().item<bool>()) throw Error(spec.to_string() + ": the weight has non-finite values");
 }
 
+GroupedParams fit_grouped(const ScalarGrid& grid, const at::Tensor& W, int64_t group) {
+    const int64_t rows = W.size(0), cols = W.size(1), groups = group_count(cols, group);
+    GroupedParams out{torch::empty({rows, groups}), grid.zero_bits() ? torch::empty({rows, groups}) : at::Tensor()};
+    for (const GroupSpan& sp : group_spans(cols, group)) {
+        const auto w = W.narrow(1, sp.col0, sp.groups * sp.width).contiguous().view({rows * sp.groups, sp.width});
+        const GridParams p = grid.fit(w);
+        out.scale.narrow(1, sp.first_group, sp.groups).copy_(p.scale.view({rows, sp.groups}));
+        if (p.zero.defined()) out.zero.narrow(1, sp.first_group, sp.groups).copy_(p.zero.view({rows, sp.groups}));
+    }
+    return out;
+}
+
 GroupedCodes round_grouped(const ScalarGrid& grid, const at::Tensor& W, int64_t group) {
-    const int64_t rows = W.size(0), cols = W.size(1), groups = cols / group;
-    const auto w = W.contiguous().view({rows * groups, group});
-    const GridParams p = grid.fit(w);
-    return {grid.encode(w, p).view({rows, cols}), p.scale.view({rows, groups}),
-            p.zero.defined() ? p.zero.view({rows, groups}) : at::Tensor()};
+    const int64_t rows = W.size(0), cols = W.size(1);
+    const GroupedParams gp = fit_grouped(grid, W, group);
+    auto codes = torch::empty({rows, cols}, torch::kLong);
+    for (const GroupSpan& sp : group_spans(cols, group)) {
+        const int64_t n = sp.groups * sp.width;
+        const auto w = W.narrow(1, sp.col0, n).contiguous().view({rows * sp.groups, sp.width});
+        codes.narrow(1, sp.col0, n).copy_(grid.encode(w, gp.span(sp, rows)).view({rows, n}));
+    }
+    return {codes, gp.scale, gp.zero};
 }
 
 QuantizedTensor store_grouped(const CodecSpec& spec, const ScalarGrid& grid, const GroupedCodes& gc) {
@@ -215,7 +246,7 @@ QuantizedTensor store_grouped(const CodecSpec& spec, const ScalarGrid& grid, con
 }
 
 BitsEstimate grouped_bits(const ScalarGrid& grid, int64_t rows, int64_t cols, int64_t group) {
-    const int64_t n = rows * cols, n_params = rows * (cols / group);
+    const int64_t n = rows * cols, n_params = rows * group_count(cols, group);
     const int64_t code = grid.code_bits(n), total = code + n_params * (16 + grid.zero_bits());
     return {static_cast<double>(code) / static_cast<double>(n), static_cast<double>(total) / static_cast<double>(n)};
 }
@@ -223,16 +254,22 @@ BitsEstimate grouped_bits(const ScalarGrid& grid, int64_t rows, int64_t cols, in
 at::Tensor load_grouped(const CodecSpec& spec, const ScalarGrid& grid, int64_t group, const QuantizedTensor& q) {
     if (q.spec != spec)
         throw Error(spec.to_string() + ": cannot dequantize a tensor quantized with " + q.spec.to_string());
-    const int64_t rows = q.rows, cols = q.cols, groups = cols / group;
+    const int64_t rows = q.rows, cols = q.cols, groups = group_count(cols, group);
     const at::Tensor& scales = q.part("scales").data;
     if (scales.scalar_type() != torch::kHalf || scales.sizes() != at::IntArrayRef{rows, groups})
         throw Error(spec.to_string() + ": part 'scales' must be fp16 " + shape_text(rows, groups) + ", got " +
                     std::string(c10::toString(scales.scalar_type())) + " " + c10::str(scales.sizes()));
-    GridParams p{scales.to(torch::kFloat).reshape({rows * groups, 1}), {}};
+    GroupedParams gp{scales.to(torch::kFloat), {}};
     if (const int zb = grid.zero_bits())
-        p.zero = unpack_bits(q.part("zeros").data, zb, rows * groups).to(torch::kFloat).view({rows * groups, 1});
-    const auto codes = grid.unpack(q.part("codes").data, rows * cols).view({rows * groups, group});
-    return grid.decode(codes, p).view({rows, cols});
+        gp.zero = unpack_bits(q.part("zeros").data, zb, rows * groups).to(torch::kFloat).view({rows, groups});
+    const auto codes = grid.unpack(q.part("codes").data, rows * cols).view({rows, cols});
+    auto out = torch::empty({rows, cols}, torch::kFloat);
+    for (const GroupSpan& sp : group_spans(cols, group)) {
+        const int64_t n = sp.groups * sp.width;
+        const auto c = codes.narrow(1, sp.col0, n).contiguous().view({rows * sp.groups, sp.width});
+        out.narrow(1, sp.col0, n).copy_(grid.decode(c, gp.span(sp, rows)).view({rows, n}));
+    }
+    return out;
 }
 
 QuantizedTensor GroupedGridCodec::quantize(const at::Tensor& W, const QuantizeContext&) const {

@@ -27,6 +27,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "quant/codec.h"
 
@@ -61,6 +62,24 @@ std::unique_ptr<ScalarGrid> make_int_grid(int bits, bool sym);
 // bits in {1, 1.58, 2, 3, 4}; otherwise quench::Error prefixed with where.
 std::unique_ptr<ScalarGrid> make_paretoq_grid(double bits, const std::string& where);
 
+// Groups of a row: ceil(cols / group) of them, `group` columns each but the last, which holds what is left
+// (cols 576 with g=128: four groups of 128 and one of 64). Every group has its own scale (and zero code), so a
+// short last group costs exactly what a full one does.
+int64_t group_count(int64_t cols, int64_t group);
+// Runs of equal-width groups: the whole groups, then the short last one where group does not divide cols.
+struct GroupSpan {
+    int64_t col0, width, groups, first_group;
+};
+std::vector<GroupSpan> group_spans(int64_t cols, int64_t group);
+
+// Per-(row, group) parameters of a whole weight.
+struct GroupedParams {
+    at::Tensor scale;  // fp32 [rows, groups], fp16-representable
+    at::Tensor zero;   // fp32 [rows, groups], or undefined when the grid has no zero point
+    // The parameters of a span's groups as ScalarGrid takes them: one row per (row, group), [rows * groups, 1].
+    GridParams span(const GroupSpan& sp, int64_t rows) const;
+};
+
 // Codes and per-(row, group) parameters of a whole weight: what store_grouped writes.
 struct GroupedCodes {
     at::Tensor codes;  // int64 [rows, cols]
@@ -68,17 +87,19 @@ struct GroupedCodes {
     at::Tensor zero;   // fp32 [rows, groups], or undefined when the grid has no zero point
 };
 
-// Columns per group: g, or cols when g = 0 (one group per output channel). quench::Error naming the spec,
-// the shape and g when g does not divide cols.
+// Columns per group: g, or cols when g = 0 (one group per output channel) or g > cols; g need not divide
+// cols (see group_count). quench::Error naming the spec for an empty weight or a negative g.
 int64_t group_size(const CodecSpec& spec, int64_t g, int64_t rows, int64_t cols);
 // quench::Error unless W is a finite 2-D float32 tensor.
 void check_weight(const CodecSpec& spec, const at::Tensor& W);
 
+// Each group's parameters fitted on its own weights.
+GroupedParams fit_grouped(const ScalarGrid& grid, const at::Tensor& W, int64_t group);
 // Plain round-to-nearest: each group fitted and rounded on its own.
 GroupedCodes round_grouped(const ScalarGrid& grid, const at::Tensor& W, int64_t group);
 
 // The stored form: "codes" (packed, row-major [rows, cols]), "scales" (fp16 [rows, groups]) and, for grids
-// with a zero point, "zeros" (packed zero codes, row-major [rows, groups]).
+// with a zero point, "zeros" (packed zero codes, row-major [rows, groups]); groups = group_count(cols, group).
 QuantizedTensor store_grouped(const CodecSpec& spec, const ScalarGrid& grid, const GroupedCodes& gc);
 BitsEstimate grouped_bits(const ScalarGrid& grid, int64_t rows, int64_t cols, int64_t group);
 // Reconstructs the weight from the parts (group: columns per group, from group_size); quench::Error when q

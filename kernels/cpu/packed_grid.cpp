@@ -3,6 +3,7 @@
 // weight is never stored wider than its code.
 #include <immintrin.h>
 
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -28,7 +29,9 @@ struct GroupParams {
     int64_t groups;
     float off0, mul;
     explicit GroupParams(const GridView& v)
-        : w(v), groups(v.cols / v.group), off0(grid_level(v).offset), mul(grid_level(v).mul) {}
+        : w(v), groups(grid_groups(v)), off0(grid_level(v).offset), mul(grid_level(v).mul) {}
+    // Columns of group g: w.group, or what is left for a short last one.
+    int64_t width(int64_t g) const { return std::min(w.group, w.cols - g * w.group); }
     float scale(int64_t r, int64_t g) const { return half_to_float(w.scales[r * groups + g]); }
     float offset(int64_t r, int64_t g) const {
         return w.kind == GridKind::AsymInt ? static_cast<float>(code_at(w.zeros, w.zero_bytes, w.bits, r * groups + g))
@@ -77,8 +80,8 @@ void dequant_rows_scalar(const GridView& w, const Stream& st, int64_t r0, int64_
     for (int64_t r = r0; r < r1; ++r)
         for (int64_t g = 0; g < gp.groups; ++g) {
             const float s = gp.scale(r, g), off = gp.offset(r, g);
-            const int64_t base = r * w.cols + g * w.group;
-            for (int64_t c = 0; c < w.group; ++c) {
+            const int64_t base = r * w.cols + g * w.group, width = gp.width(g);
+            for (int64_t c = 0; c < width; ++c) {
                 const float v = ((static_cast<float>(st.at(base + c)) - off) * gp.mul) * s;
                 if (f32) f32[base + c] = v;
                 else f16[base + c] = float_to_half(v);
@@ -95,9 +98,9 @@ void gemv_rows_scalar(const GridView& w, const Stream& st, const float* x, float
         for (int64_t b = 0; b < batch; ++b) sum[b] = 0.f;
         for (int64_t g = 0; g < gp.groups; ++g) {
             const float s = gp.scale(r, g) * gp.mul, off = gp.offset(r, g);
-            const int64_t c0 = g * w.group, base = r * w.cols + c0;
+            const int64_t c0 = g * w.group, base = r * w.cols + c0, width = gp.width(g);
             for (int64_t b = 0; b < batch; ++b) acc[b] = 0.f;
-            for (int64_t c = 0; c < w.group; ++c) {
+            for (int64_t c = 0; c < width; ++c) {
                 const float v = static_cast<float>(st.at(base + c)) - off;
                 for (int64_t b = 0; b < batch; ++b) acc[b] += v * x[b * w.cols + c0 + c];
             }
@@ -179,12 +182,11 @@ bool row_aligned(const GridView& w, int bits, int64_t r) {
 template <typename Decoder, typename Stream>
 QK_AVX2 void dequant_row_avx2(const GridView& w, const GroupParams& gp, const Decoder& dec, const Stream& st,
                               int64_t r, float* f32, uint16_t* f16) {
-    const int64_t vec = w.group & ~int64_t(7);
     const __m256 vmul = _mm256_set1_ps(gp.mul);
     for (int64_t g = 0; g < gp.groups; ++g) {
         const float s = _cvtsh_ss(w.scales[r * gp.groups + g]), off = gp.offset(r, g);
         const __m256 vs = _mm256_set1_ps(s), voff = _mm256_set1_ps(off);
-        const int64_t base = r * w.cols + g * w.group;
+        const int64_t base = r * w.cols + g * w.group, width = gp.width(g), vec = width & ~int64_t(7);
         for (int64_t c = 0; c < vec; c += 8) {
             // Core's operations in core's order: (c - off) * mul is exact, * s rounds once.
             const __m256 q = _mm256_mul_ps(_mm256_sub_ps(_mm256_cvtepi32_ps(dec.block(base + c)), voff), vmul);
@@ -193,7 +195,7 @@ QK_AVX2 void dequant_row_avx2(const GridView& w, const GroupParams& gp, const De
             else _mm_storeu_si128(reinterpret_cast<__m128i*>(f16 + base + c),
                                   _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
         }
-        for (int64_t c = vec; c < w.group; ++c) {
+        for (int64_t c = vec; c < width; ++c) {
             const float v = ((static_cast<float>(st.at(base + c)) - off) * gp.mul) * s;
             if (f32) f32[base + c] = v;
             else f16[base + c] = float_to_half(v);
@@ -280,7 +282,7 @@ QK_AVX2 void gemv_row_avx2(const GridView& w, const GroupParams& gp, const Decod
                            const float* x, float* y, int64_t r) {
     constexpr int U = NB <= 2 ? 4 : NB <= 4 ? 2 : 1;
     constexpr int64_t kChunk = 64;
-    const int64_t cols = w.cols, G = w.group, vec = G & ~int64_t(7);
+    const int64_t cols = w.cols;
     __m256 acc[U][NB];
     for (int u = 0; u < U; ++u)
         for (int b = 0; b < NB; ++b) acc[u][b] = _mm256_setzero_ps();
@@ -293,7 +295,8 @@ QK_AVX2 void gemv_row_avx2(const GridView& w, const GroupParams& gp, const Decod
         group_params_avx2<B>(w, gp, r, g0, n, sc, os);
         for (int64_t gi = 0; gi < n; ++gi) {
             gw.set(sc[gi], os[gi]);
-            const int64_t c0 = (g0 + gi) * G, base = r * cols + c0;
+            const int64_t c0 = (g0 + gi) * w.group, base = r * cols + c0;
+            const int64_t G = gp.width(g0 + gi), vec = G & ~int64_t(7);
             const float* xg = x + c0;
             int64_t c = 0;
             for (; c + 8 * U <= vec; c += 8 * U) {
@@ -401,6 +404,8 @@ void dequantize(const GridView& w, float* f32, uint16_t* f16, const CpuOptions& 
 
 }  // namespace
 
+int64_t grid_groups(const GridView& w) { return (w.cols + w.group - 1) / w.group; }
+
 GridLevel grid_level(const GridView& w) {
     switch (w.kind) {
         case GridKind::SymInt: return {static_cast<float>(1 << (w.bits - 1)), 1.0f};
@@ -413,8 +418,8 @@ GridLevel grid_level(const GridView& w) {
 
 void validate(const GridView& w) {
     if (w.rows < 1 || w.cols < 1) bad("empty shape [" + std::to_string(w.rows) + ", " + std::to_string(w.cols) + "]");
-    if (w.group < 1 || w.cols % w.group != 0)
-        bad("group " + std::to_string(w.group) + " does not divide cols " + std::to_string(w.cols));
+    if (w.group < 1 || w.group > w.cols)
+        bad("group " + std::to_string(w.group) + " is outside 1..cols " + std::to_string(w.cols));
     const int b = w.bits;
     bool bits_ok = false;
     switch (w.kind) {
@@ -431,7 +436,7 @@ void validate(const GridView& w) {
         bad("codes hold " + std::to_string(w.code_bytes) + " bytes, " +
             std::to_string(packed_code_bytes(w, w.rows * w.cols)) + " needed");
     if (!w.scales) bad("scales pointer is null");
-    const int64_t params = w.rows * (w.cols / w.group);
+    const int64_t params = w.rows * grid_groups(w);
     if (w.kind == GridKind::AsymInt) {
         if (!w.zeros || w.zero_bytes < (params * b + 7) / 8)
             bad("zeros hold " + std::to_string(w.zero_bytes) + " bytes, " + std::to_string((params * b + 7) / 8) +

@@ -54,16 +54,20 @@ using detail::IntLevel;
 
 // Blocks of a row: each group is cut into blocks of ab = 32 sub columns (one activation scale each; see
 // int8_block_cols), the last one possibly short, each made of `sub` runs of 32 codes in the
-// layout's order. The row's count is padded to a multiple of 4 with empty blocks (d = 0, f = 0) so both
-// paths run four accumulators.
+// layout's order. A short last group of the row keeps per_group blocks, those past its width empty (no
+// columns: zero activations, d = 0). The row's count is padded to a multiple of 4 with empty blocks
+// (d = 0, f = 0) so both paths run four accumulators.
 struct BlockPlan {
     int sub;
     int64_t ab, groups, per_group, blocks, padded;
     BlockPlan(const GridView& w, int sub_blocks)
-        : sub(sub_blocks), ab(QB * sub_blocks), groups(w.cols / w.group), per_group((w.group + ab - 1) / ab),
+        : sub(sub_blocks), ab(QB * sub_blocks), groups(grid_groups(w)), per_group((w.group + ab - 1) / ab),
           blocks(groups * per_group), padded((blocks + 3) / 4 * 4) {}
     int64_t col0(int64_t g, int64_t kk, const GridView& w) const { return g * w.group + kk * ab; }
-    int width(int64_t kk, const GridView& w) const { return static_cast<int>(std::min(ab, w.group - kk * ab)); }
+    int width(int64_t g, int64_t kk, const GridView& w) const {
+        const int64_t group_width = std::min(w.group, w.cols - g * w.group);
+        return static_cast<int>(std::max<int64_t>(0, std::min(ab, group_width - kk * ab)));
+    }
 };
 
 // x quantized per block: q [batch][padded * ab] in the layout's byte order, d and the sum of q per block.
@@ -84,7 +88,7 @@ Int8Acts quantize_acts(const GridView& w, const BlockPlan& bp, Layout l, const f
         for (int64_t g = 0; g < bp.groups; ++g)
             for (int64_t kk = 0; kk < bp.per_group; ++kk) {
                 const int64_t k = b * bp.padded + g * bp.per_group + kk, c0 = bp.col0(g, kk, w);
-                const int n = bp.width(kk, w);
+                const int n = bp.width(g, kk, w);
                 const float* xb = x + b * w.cols + c0;
                 const detail::Int8Step st = detail::int8_step(xb, n);
                 a.d[k] = st.d;
@@ -158,7 +162,7 @@ void rows_scalar(const GridView& w, const BlockPlan& bp, Layout l, const Int8Act
                 const int64_t g = k / bp.per_group, kk = k % bp.per_group;
                 f = group_f(w, bp, lv, r, g), o = group_o(w, bp, lv, r, g);
                 for (int sb = 0; sb < bp.sub; ++sb)
-                    decode_block_generic(w, l, r * w.cols + bp.col0(g, kk, w) + sb * QB, bp.width(kk, w) - sb * static_cast<int>(QB),
+                    decode_block_generic(w, l, r * w.cols + bp.col0(g, kk, w) + sb * QB, bp.width(g, kk, w) - sb * static_cast<int>(QB),
                                          u.data() + sb * QB);
             }
             for (int64_t b = 0; b < batch; ++b) {
@@ -342,7 +346,8 @@ QK_AVX2 void rows_avx2(const GridView& w, const BlockPlan& bp, const Int8Acts& a
             return std::make_pair(_mm_loadu_ps(fb.data() + k0), _mm_loadu_si128(reinterpret_cast<const __m128i*>(ob.data() + k0)));
         };
         bool regular = false;
-        if constexpr (kFastLayout) regular = w.group % bp.ab == 0 && (r * w.cols * bits) % 8 == 0;
+        if constexpr (kFastLayout)
+            regular = w.group % bp.ab == 0 && w.cols % w.group == 0 && (r * w.cols * bits) % 8 == 0;
         if constexpr (kFastLayout) {
             if (regular) {
                 // Every run is 32 whole codes starting on a byte: 4 * bits bytes each, back to back.
@@ -378,7 +383,7 @@ QK_AVX2 void rows_avx2(const GridView& w, const BlockPlan& bp, const Int8Acts& a
                             u[i][sb] = _mm256_setzero_si256();
                             continue;
                         }
-                        decode_block_generic(w, L, r * w.cols + bp.col0(g, kk, w) + sb * QB, bp.width(kk, w) - sb * static_cast<int>(QB),
+                        decode_block_generic(w, L, r * w.cols + bp.col0(g, kk, w) + sb * QB, bp.width(g, kk, w) - sb * static_cast<int>(QB),
                                              buf[i][sb]);
                         u[i][sb] = _mm256_load_si256(reinterpret_cast<const __m256i*>(buf[i][sb]));
                     }

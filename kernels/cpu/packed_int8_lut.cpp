@@ -23,13 +23,17 @@ struct Plan {
     int bits;
     int64_t tiles, groups, per_group, blocks, padded, pairs;  // pairs of nibble positions per block
     explicit Plan(const Int8Lut& l)
-        : bits(l.bits), tiles((l.rows + kTile - 1) / kTile), groups(l.cols / l.group),
+        : bits(l.bits), tiles((l.rows + kTile - 1) / kTile), groups((l.cols + l.group - 1) / l.group),
           per_group((l.group + l.block - 1) / l.block), blocks(groups * per_group), padded((blocks + 3) / 4 * 4),
           pairs(l.block / 8) {}
     int64_t block_bytes() const { return bits * pairs * 32; }
     int64_t tile_bytes() const { return blocks * block_bytes(); }
     int64_t col0(const Int8Lut& l, int64_t k) const { return (k / per_group) * l.group + (k % per_group) * l.block; }
-    int64_t width(const Int8Lut& l, int64_t k) const { return std::min(l.block, l.group - (k % per_group) * l.block); }
+    // Columns of block k: empty past a short last group's width, as BlockPlan has them.
+    int64_t width(const Int8Lut& l, int64_t k) const {
+        const int64_t g = k / per_group, group_width = std::min(l.group, l.cols - g * l.group);
+        return std::max<int64_t>(0, std::min(l.block, group_width - (k % per_group) * l.block));
+    }
 };
 
 // Codes of row r, one per byte: 32 bits of the stream per read.

@@ -21,7 +21,7 @@ struct GridArgs {
 
 GridArgs args_of(const GridView& w) {
     const GridLevel l = grid_level(w);
-    return {w, w.cols / w.group, l.offset, l.mul};
+    return {w, grid_groups(w), l.offset, l.mul};  // the last group of a row may be shorter
 }
 
 __device__ __forceinline__ float group_scale(const GridArgs& a, int64_t r, int64_t g) {

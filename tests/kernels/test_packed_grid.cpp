@@ -24,7 +24,8 @@ namespace {
 constexpr GemvCheck kGemv{2e-6, 99, 7};
 
 // Odd shapes exercise the scalar tails after the 8-wide blocks, rows starting mid-byte (3-bit, trits) and
-// group boundaries inside a byte.
+// group boundaries inside a byte; the last rows have a short last group (SmolLM2's 576 with g=128, widths
+// 100 and 172 whose tails are not whole vectors, GPTQ's dynamic groups over one).
 const std::vector<PackedCase>& cases() {
     static const std::vector<PackedCase> c = make_cases({
         {"rtn:b=2,g=32", 19, 96},        {"rtn:b=3,g=64", 13, 192},       {"rtn:b=4,g=128", 9, 256},
@@ -32,7 +33,9 @@ const std::vector<PackedCase>& cases() {
         {"rtn:b=3,g=0,sym", 21, 131},    {"rtn:b=2,g=0,sym", 5, 13},      {"rtn:b=7,g=32,sym", 3, 64},
         {"paretoq:b=1", 23, 1003},       {"paretoq:b=1.58", 29, 517},     {"paretoq:b=2", 31, 250},
         {"paretoq:b=3", 6, 99},          {"paretoq:b=4", 10, 4100},       {"gptq:b=2,g=32,grid=paretoq", 12, 160},
-        {"gptq:b=1.58,g=64,grid=paretoq", 9, 128}, {"gptq:b=3,g=64", 15, 128}});
+        {"gptq:b=1.58,g=64,grid=paretoq", 9, 128}, {"gptq:b=3,g=64", 15, 128},
+        {"rtn:b=4,g=128", 9, 576},       {"rtn:b=2,g=32", 19, 100},       {"rtn:b=3,g=64,sym", 13, 172},
+        {"gptq:b=4,g=128", 7, 200},      {"gptq:b=3,g=64,act_order", 5, 150}});
     return c;
 }
 
@@ -91,7 +94,8 @@ TEST(PackedGrid, RejectsInconsistentViews) {
     const qk::GridView good = grid_view(c.q);
     std::vector<float> out(c.q.numel()), x(96), y(19);
     expect_rejected(good, [&](const qk::GridView& v) { qk::grid_gemv(v, x.data(), y.data(), 1); },
-                    {{[](qk::GridView& v) { v.group = 40; }, "group 40 does not divide cols 96"},
+                    {{[](qk::GridView& v) { v.group = 97; }, "group 97 is outside 1..cols 96"},
+                     {[](qk::GridView& v) { v.group = 0; }, "group 0 is outside"},
                      {[](qk::GridView& v) { v.code_bytes -= 1; }, "codes hold"},
                      {[](qk::GridView& v) { v.zeros = nullptr; }, "zeros hold"},
                      {[](qk::GridView& v) { v.kind = qk::GridKind::Seq; }, "zeros given"},

@@ -30,7 +30,8 @@ namespace {
 // Activation blocks of 128 (groups of 128), 64 and 32; per-row groups of odd widths (250, 4100,
 // 1003: a short last block), tails, rows starting mid-byte (3-bit, trits,
 // cols not a multiple of 32), every grid kind, 3-bit rows on byte boundaries (the fast 3-bit decoder
-// with blocks of 128) and the 8-bit widening path.
+// with blocks of 128), the 8-bit widening path, and a short last group of the row (576 = 4 x 128 + 64,
+// 200 = 3 x 64 + 8, 172 = 5 x 32 + 12: empty blocks in the last group).
 const std::vector<PackedCase>& grid_cases() {
     static const std::vector<PackedCase> c = make_cases({
         {"rtn:b=4,g=128", 9, 256},       {"rtn:b=4,g=128,sym", 17, 384},  {"rtn:b=2,g=64", 19, 192},
@@ -39,7 +40,8 @@ const std::vector<PackedCase>& grid_cases() {
         {"paretoq:b=1.58", 29, 517},     {"paretoq:b=2", 31, 250},        {"paretoq:b=4", 10, 4100},
         {"paretoq:b=3", 6, 99},          {"gptq:b=2,g=32,grid=paretoq", 12, 160},
         {"rtn:b=3,g=128,sym", 5, 512},   {"paretoq:b=3", 4, 256},  // 3-bit runs decoded 32 at a time
-        {"rtn:b=2,g=32", 5, 640},        {"rtn:b=3,g=32", 7, 288}});  // 8+ zero codes per row, 27-bit rows
+        {"rtn:b=2,g=32", 5, 640},        {"rtn:b=3,g=32", 7, 288},  // 8+ zero codes per row, 27-bit rows
+        {"rtn:b=4,g=128", 9, 576},       {"rtn:b=2,g=64", 11, 200},       {"rtn:b=3,g=32,sym", 6, 172}});
     return c;
 }
 
@@ -75,12 +77,14 @@ double bound_ratio(const at::Tensor& W, const at::Tensor& x, int64_t group, int6
     const int64_t batch = x.size(0), cols = x.size(1);
     auto d = torch::zeros({batch, cols}, torch::kDouble);
     const auto xa = x.abs().to(torch::kDouble);
-    for (int64_t g0 = 0; g0 < cols; g0 += group)
-        for (int64_t c0 = g0; c0 < g0 + group; c0 += block) {
-            const int64_t c1 = std::min(c0 + block, g0 + group);
+    for (int64_t g0 = 0; g0 < cols; g0 += group) {
+        const int64_t g1 = std::min(g0 + group, cols);  // a row's last group may be shorter
+        for (int64_t c0 = g0; c0 < g1; c0 += block) {
+            const int64_t c1 = std::min(c0 + block, g1);
             const auto amax = std::get<0>(xa.slice(1, c0, c1).max(1, true));
             d.slice(1, c0, c1).copy_((amax / 127.0).expand({batch, c1 - c0}));
         }
+    }
     const auto Wd = W.to(torch::kDouble), xd = x.to(torch::kDouble);
     const auto err = (torch::from_blob(const_cast<float*>(y.data()), {batch, W.size(0)}).to(torch::kDouble) -
                       xd.matmul(Wd.t())).abs();

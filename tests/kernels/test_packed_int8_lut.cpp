@@ -55,6 +55,11 @@ const std::vector<PackedCase>& lut_cases() {
         {"lcqat:hessian=0", 24, 256},
         {"lcqat:had=0,hessian=0", 7, 44},
         {"lcqat:had=16", 9, 48},
+        // a short last group of the row: 576 = 4 x 128 + 64, 200 = 3 x 64 + 8, 300 = 2 x 128 + 44 (empty
+        // blocks in it)
+        {"rtn:b=2,g=128", 9, 576},
+        {"rtn:b=2,g=64,sym", 11, 200},
+        {"rtn:b=3,g=128", 5, 300},
     });
     return c;
 }
@@ -117,7 +122,7 @@ TEST(PackedInt8Lut, HoldsEveryCodesBitPlanesScalesAndZerosWhereTheHeaderSays) {
             const qk::Int8Lut lut = lut_of(v, {threads, qk::CpuPath::Auto});
             ASSERT_EQ(lut.cols, g.cols) << c.spec;
             ASSERT_EQ(lut.block, qk::int8_block_cols(g)) << c.spec;
-            const int64_t groups = g.cols / g.group, per_group = (g.group + lut.block - 1) / lut.block;
+            const int64_t groups = (g.cols + g.group - 1) / g.group, per_group = (g.group + lut.block - 1) / lut.block;
             const int64_t pairs = lut.block / 8, block_bytes = g.bits * pairs * 32;
             const int64_t tiles = (g.rows + 31) / 32, tile_bytes = groups * per_group * block_bytes;
             ASSERT_EQ(static_cast<int64_t>(lut.codes.size()), tiles * tile_bytes) << c.spec;
@@ -125,7 +130,8 @@ TEST(PackedInt8Lut, HoldsEveryCodesBitPlanesScalesAndZerosWhereTheHeaderSays) {
             for (int64_t r = 0; r < tiles * 32; ++r)
                 for (int64_t k = 0; k < groups * per_group; ++k) {
                     const int64_t g0 = k / per_group, c0 = g0 * g.group + (k % per_group) * lut.block;
-                    const int64_t width = std::min(lut.block, g.group - (k % per_group) * lut.block);
+                    const int64_t group_width = std::min(g.group, g.cols - g0 * g.group);  // the last may be short
+                    const int64_t width = std::max<int64_t>(0, std::min(lut.block, group_width - (k % per_group) * lut.block));
                     for (int p = 0; p < g.bits; ++p)
                         for (int64_t col = 0; col < lut.block; ++col) {
                             const int64_t j = r % 32, n = col / 4;

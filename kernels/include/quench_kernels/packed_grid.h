@@ -23,16 +23,20 @@ struct GridView {
     GridKind kind = GridKind::SymInt;
     int bits = 0;                       // code width as listed above; 0 for trits
     int64_t rows = 0, cols = 0;
-    int64_t group = 0;                  // columns sharing a scale; cols for one scale per row; divides cols
+    int64_t group = 0;                  // columns sharing a scale, 1..cols (cols: one scale per row); when it
+                                        //   does not divide cols, a row's last group is shorter
     const uint8_t* codes = nullptr;     // part "codes": one LSB-first bit stream over the row-major matrix,
     int64_t code_bytes = 0;             //   or trits c0 + 3 c1 + 9 c2 + 27 c3 + 81 c4 per byte
-    const uint16_t* scales = nullptr;   // part "scales": fp16 bits [rows, cols / group]
-    const uint8_t* zeros = nullptr;     // part "zeros" (AsymInt only): bits-wide zero codes, [rows, cols / group]
+    const uint16_t* scales = nullptr;   // part "scales": fp16 bits [rows, grid_groups]
+    const uint8_t* zeros = nullptr;     // part "zeros" (AsymInt only): bits-wide zero codes, [rows, grid_groups]
     int64_t zero_bytes = 0;
 };
 
 // std::invalid_argument naming the field unless the view is consistent (sizes checked against the shape).
 void validate(const GridView& w);
+
+// Groups per row: ceil(cols / group).
+int64_t grid_groups(const GridView& w);
 
 // q(c) = (c - offset) * mul, exact in fp32; AsymInt's offset is each group's zero code instead (offset 0 here).
 struct GridLevel {

@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include <iostream>
+#include <tuple>
 
 #include "analysis/layer_capture.h"
 #include "analysis/layer_metrics.h"
@@ -157,6 +158,24 @@ TEST(Gptq, LowersTheHessianWeightedErrorOnEveryGrid) {
         EXPECT_LT(eg, 0.8 * ep) << gptq;
         EXPECT_DOUBLE_EQ(g->estimate_bits(64, 256).total_bits_per_weight,
                          p->estimate_bits(64, 256).total_bits_per_weight);
+    }
+}
+
+TEST(Gptq, ShortLastGroupsReduceToRtnAndStillImprove) {
+    // 300 columns in groups of 128 (and 200 in groups of 64): a short last group of 44 (8) columns, fitted
+    // dynamically at its first column like the others, or statically with act_order.
+    for (const auto& [cols, gptq, plain] : std::vector<std::tuple<int64_t, std::string, std::string>>{
+             {300, "gptq:b=3,g=128", "rtn:b=3,g=128"},
+             {300, "gptq:b=2,g=128,act_order", "rtn:b=2,g=128"},
+             {200, "gptq:b=4,g=64,sym", "rtn:b=4,g=64,sym"}}) {
+        const auto W = trained_like(32, cols, 4);
+        const CalibStats identity{torch::eye(cols), {}};
+        const auto g = make_codec(gptq), p = make_codec(plain);
+        EXPECT_TRUE(same_parts(g->quantize(W, {&identity, 0, nullptr}), p->quantize(W, {}))) << gptq;
+        const CalibStats calib = synthetic_calib(cols, 5);
+        const double eg = hessian_error(W, g->dequantize(g->quantize(W, {&calib, 0, nullptr})), calib.hessian);
+        const double ep = hessian_error(W, p->dequantize(p->quantize(W, {})), calib.hessian);
+        EXPECT_LT(eg, 0.8 * ep) << gptq;
     }
 }
 

@@ -242,8 +242,16 @@ TEST(LcqatCodec, BadSpecsAndShapesGiveClearErrors) {
     const CalibStats zero{torch::zeros({256, 256}), {}};
     EXPECT_NE(error_of([&] { codec->quantize(W, {&zero, 0, nullptr}); }).find("no positive diagonal"), std::string::npos);
     EXPECT_NE(error_of([&] { codec->estimate_bits(32, 258); }).find("not a multiple of 4"), std::string::npos);
-    EXPECT_NE(error_of([&] { codec->estimate_bits(32, 192); }).find("Hadamard block had=128"), std::string::npos);
-    EXPECT_NO_THROW(make_codec("lcqat:had=64")->estimate_bits(32, 192));
+    // had= is the largest block: each side takes the largest power of two up to it that divides its width.
+    const LcqatBlocks b = lcqat_blocks(codec->spec(), 48, 576);
+    EXPECT_EQ(b.in, 64);
+    EXPECT_EQ(b.out, 16);
+    EXPECT_EQ(lcqat_blocks(codec->spec(), 4096, 11008).in, 128);  // 11008 = 86 x 128
+    EXPECT_EQ(lcqat_blocks(codec->spec(), 7, 172).in, 4);
+    const auto W576 = torch::randn({48, 576});
+    const QuantizedTensor q128 = make_codec("lcqat:hessian=0")->quantize(W576, {});
+    const QuantizedTensor q64 = make_codec("lcqat:hessian=0,had=64")->quantize(W576, {});
+    EXPECT_TRUE(torch::equal(q128.part("codes").data, q64.part("codes").data));
     EXPECT_NE(error_of([&] { codec->quantize(torch::randn({4, 4, 4}), {}); }).find("2-D"), std::string::npos);
     QuantizedTensor q = make_codec("lcqat:hessian=0")->quantize(W, {});
     q.parts.erase(q.parts.begin() + 1);

@@ -219,9 +219,17 @@ TEST(QamW, BadSettingsGiveClearErrors) {
     expect_error([] { CodecSpec::parse("qamw:k=3"); }, "k must be in [4, 12]");
     expect_error([] { CodecSpec::parse("qamw:k=13"); }, "k must be in [4, 12]");
     expect_error([] { CodecSpec::parse("qamw:coding=qam"); }, "coding must be one of joint, polar");
+    // block= is the largest block: 640 = 5 x 128 takes 128, and codes exactly as block=128 does.
     const auto b256 = make_codec("qamw:block=256");
-    expect_error([&] { b256->quantize(W, {}); }, "block 256 does not divide the input width 640");
-    expect_error([&] { b256->estimate_bits(8, 640); }, "does not divide");
+    EXPECT_EQ(qamw_block(b256->spec(), 640), 128);
+    EXPECT_EQ(qamw_block(b256->spec(), 576), 64);
+    EXPECT_EQ(qamw_block(b256->spec(), 4096), 256);
+    EXPECT_EQ(qamw_block(b256->spec(), 2 * 43), 2);
+    const QuantizedTensor q256 = b256->quantize(W, {}), q128 = make_codec("qamw:block=128")->quantize(W, {});
+    EXPECT_TRUE(torch::equal(q256.part("codes").data, q128.part("codes").data));
+    EXPECT_TRUE(torch::equal(b256->dequantize(q256), make_codec("qamw:block=128")->dequantize(q128)));
+    expect_error([&] { b256->quantize(gaussian(8, 641, 15), {}); }, "input width 641 is not even");
+    expect_error([&] { b256->estimate_bits(8, 641); }, "is not even");
 
     const auto aware = make_codec("qamw:k=8,act_scale");
     expect_error([&] { aware->quantize(W, {}); }, "act_scale needs calibration statistics");
