@@ -29,6 +29,10 @@ constexpr Shape kShapes[] = {
     {"smollm2-360m", "LlamaForCausalLM", 960, 2560, 32, 15, 5, 49152, 8192, 100000.0, true},
     {"llama2-7b", "LlamaForCausalLM", 4096, 11008, 32, 32, 32, 32000, 4096, 10000.0, false},
     {"qwen2.5-0.5b", "Qwen2ForCausalLM", 896, 4864, 24, 14, 2, 151936, 32768, 1000000.0, true},
+    {"tinyllama-1.1b", "LlamaForCausalLM", 2048, 5632, 22, 32, 4, 32000, 2048, 10000.0, false},
+    // Llama 3's rope_scaling (rope_type llama3) is left out: the weights are synthetic, the shapes are real.
+    {"llama3.2-1b", "LlamaForCausalLM", 2048, 8192, 16, 32, 8, 128256, 131072, 500000.0, true},
+    {"llama3-8b", "LlamaForCausalLM", 4096, 14336, 32, 32, 8, 128256, 8192, 500000.0, false},
     {"tinystories-656k", "LlamaForCausalLM", 128, 384, 2, 8, 4, 2048, 512, 10000.0, true},
 };
 

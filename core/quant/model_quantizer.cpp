@@ -49,13 +49,27 @@ QuantizeResult quantize_model_layers(LlamaModel& model, const std::vector<LayerP
     std::vector<std::unique_ptr<Codec>> codecs;
     bool any_calib = false;
     std::set<std::size_t> seen;
+    // Every layer a setting cannot apply to is named before anything runs, not only the first.
+    std::vector<std::string> refused;
     for (const auto& p : plan) {
         if (p.layer >= model.layers().size()) throw Error("quantize: layer index " + std::to_string(p.layer) + " out of range");
         if (!seen.insert(p.layer).second) throw Error("quantize: layer '" + model.layers().at(p.layer).name + "' is planned twice");
         codecs.push_back(make_codec(p.spec));
         const auto& info = model.layers().at(p.layer);
-        codecs.back()->estimate_bits(info.out_features, info.in_features);  // rejects unsupported shapes up front
+        try {
+            codecs.back()->estimate_bits(info.out_features, info.in_features);  // rejects unsupported shapes
+        } catch (const Error& e) {
+            refused.push_back(info.name + " (" + e.what() + ")");
+        }
         any_calib = any_calib || codecs.back()->needs_hessian() || codecs.back()->needs_act_scale();
+    }
+    if (!refused.empty()) {
+        constexpr std::size_t kNamed = 4;
+        std::string text = "quantize: " + std::to_string(refused.size()) + " of " + std::to_string(plan.size()) +
+                           " layers cannot take their setting: ";
+        for (std::size_t i = 0; i < refused.size() && i < kNamed; ++i) text += (i ? "; " : "") + refused[i];
+        if (refused.size() > kNamed) text += "; and " + std::to_string(refused.size() - kNamed) + " more";
+        throw Error(text);
     }
     if (any_calib && calib_tokens.empty()) throw Error("quantize: the chosen codec needs calibration text (--calib)");
 

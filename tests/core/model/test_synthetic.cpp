@@ -33,6 +33,20 @@ TEST(Synthetic, ShapesMatchTheRealModelsConfig) {
     auto l = synthetic_config("llama2-7b");
     EXPECT_EQ(l.intermediate_size, 11008);
     EXPECT_FALSE(l.tie_word_embeddings);
+    // Published configs (config.json of each model): GQA 32/8 and the 128256 vocabulary of Llama 3.
+    auto l3 = synthetic_config("llama3-8b");
+    EXPECT_EQ(l3.intermediate_size, 14336);
+    EXPECT_EQ(l3.num_key_value_heads, 8);
+    EXPECT_EQ(l3.vocab_size, 128256);
+    auto l32 = synthetic_config("llama3.2-1b");
+    EXPECT_EQ(l32.hidden_size, 2048);
+    EXPECT_EQ(l32.intermediate_size, 8192);
+    EXPECT_EQ(l32.num_hidden_layers, 16);
+    EXPECT_TRUE(l32.tie_word_embeddings);
+    auto tl = synthetic_config("tinyllama-1.1b");
+    EXPECT_EQ(tl.intermediate_size, 5632);
+    EXPECT_EQ(tl.num_key_value_heads, 4);
+    EXPECT_EQ(tl.num_hidden_layers, 22);
     EXPECT_THROW(synthetic_config("gpt-5"), Error);
 }
 

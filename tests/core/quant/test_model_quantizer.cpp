@@ -12,6 +12,7 @@
 #include "model/tokenizer.h"
 #include "quant/codec.h"
 #include "quant/model_quantizer.h"
+#include "support/errors.h"
 #include "support/test_paths.h"
 
 using namespace quench;
@@ -103,6 +104,17 @@ TEST(ModelQuantizer, MisuseAndCancellation) {
                  Error);
     // GPTQ needs calibration text.
     EXPECT_THROW(quantize_model_layers(*m, uniform_plan(l, CodecSpec::parse("gptq:b=4")), {}, options()), Error);
+    // A setting that cannot apply names every layer it refuses (here all 14: d=10 divides neither 128 nor
+    // 384), before any layer is touched.
+    const auto all = m->layers().select_glob("model.layers.*");
+    const auto before = m->weight(all[0]).clone();
+    const std::string refused = test::error_of(
+        [&] { quantize_model_layers(*m, uniform_plan(all, CodecSpec::parse("liftquant:D=24,d=10")), {}, options()); });
+    EXPECT_NE(refused.find("14 of 14 layers cannot take their setting"), std::string::npos) << refused;
+    EXPECT_NE(refused.find("model.layers.0.self_attn.q_proj (liftquant:D=24,d=10,had: weight [128, 128]"),
+              std::string::npos) << refused;
+    EXPECT_NE(refused.find("and 10 more"), std::string::npos) << refused;
+    EXPECT_TRUE(torch::equal(m->weight(all[0]), before));
     // RTN needs none, and still reports weight metrics.
     auto r = quantize_model_layers(*m, uniform_plan(l, CodecSpec::parse("rtn:b=4,g=32")), {}, options());
     EXPECT_EQ(r.layers[0].metrics.output_rel_error, -1.0);
