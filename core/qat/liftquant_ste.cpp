@@ -36,9 +36,9 @@ public:
         M_ = ptq.part("M").data.to(torch::kFloat32);
         M16_ = ptq.part("M").data.clone();
         if (M_.dim() != 2 || M_.size(0) != d_ || M_.size(1) != D_) throw Error(where + ": part 'M' has the wrong shape");
-        const int64_t code_bits = rows_ * (cols_ / d_) * D_;
+        const int64_t code_bits = rows_ * chunks() * D_;
         const at::Tensor bits = unpack_bits(ptq.part("codes").data, 1, code_bits).to(torch::kFloat32);
-        Y_lat_ = ((bits * 2 - 1) * kLatentInit).reshape({rows_, (cols_ / d_) * D_}).set_requires_grad(true);
+        Y_lat_ = ((bits * 2 - 1) * kLatentInit).reshape({rows_, chunks() * D_}).set_requires_grad(true);
         scales_ = ptq.part("scales").data.to(torch::kFloat32).reshape({rows_}).clone().set_requires_grad(true);
         at::Tensor c = torch::ones({cols_}, torch::kFloat32);
         if (spec_.get_flag("awq")) c = 1 / ptq.part("act_scale").data.to(torch::kFloat32).reshape({cols_});
@@ -69,7 +69,7 @@ public:
         if (spec_.get_flag("had")) q.parts.push_back({"signs", PartRole::Transform, signs_part_, cols_, false});
         const at::Tensor act = (1 / col_scale_).clamp(-65504, 65504).to(torch::kFloat16);
         q.parts.push_back({"act_scale", PartRole::Scale, act, cols_ * 16, false});
-        const int64_t code_bits = rows_ * (cols_ / d_) * D_;
+        const int64_t code_bits = rows_ * chunks() * D_;
         q.parts.push_back({"codes", PartRole::Codes, pack_bits((Y_lat_ >= 0).reshape({-1}), 1), code_bits, false});
         q.parts.push_back({"scales", PartRole::Scale, scales_.clamp(-65504, 65504).to(torch::kFloat16), rows_ * 16, false});
         q.parts.push_back({"M", PartRole::Codebook, M16_, d_ * D_ * 16, true});
@@ -77,6 +77,8 @@ public:
     }
 
 private:
+    int64_t chunks() const { return (cols_ + d_ - 1) / d_; }  // the last one short when d does not divide cols
+
     CodecSpec spec_;
     int64_t rows_, cols_, D_ = 0, d_ = 0, had_ = 1;
     at::Tensor M_, M16_, Y_lat_, scales_, col_scale_, signs_, signs_part_;
@@ -88,8 +90,8 @@ at::Tensor liftquant_sign_ste(const at::Tensor& latent) { return SignSte::apply(
 
 at::Tensor liftquant_linear(const at::Tensor& x, const at::Tensor& Y_lat, const at::Tensor& scales,
                             const at::Tensor& col_scale, const at::Tensor& signs, const at::Tensor& M, int64_t had) {
-    const int64_t d = M.size(0), D = M.size(1), cols = x.size(-1);
-    if (cols % d != 0 || Y_lat.size(1) != cols / d * D)
+    const int64_t d = M.size(0), D = M.size(1), cols = x.size(-1), chunks = (cols + d - 1) / d;
+    if (Y_lat.size(1) != chunks * D)
         throw Error("liftquant QAT: input has " + std::to_string(cols) + " features, the codes do not match");
     at::Tensor xs = x * col_scale;
     if (signs.defined()) {
@@ -99,11 +101,13 @@ at::Tensor liftquant_linear(const at::Tensor& x, const at::Tensor& Y_lat, const 
             xs = xs.reshape({-1, had}).matmul(h).reshape(x.sizes());
         }
     }
+    // A short last chunk (d not dividing cols) meets zeros in its pad columns, as in the codec.
+    if (chunks * d != cols) xs = torch::constant_pad_nd(xs, {0, chunks * d - cols});
     auto shape = xs.sizes().vec();
-    shape.back() = cols / d;
+    shape.back() = chunks;
     shape.push_back(d);
     auto flat = xs.sizes().vec();
-    flat.back() = cols / d * D;
+    flat.back() = chunks * D;
     const at::Tensor z = xs.reshape(shape).matmul(M).reshape(flat);  // chunk i: (M^T x''_i)^T
     return z.matmul(liftquant_sign_ste(Y_lat).t()) * scales;
 }

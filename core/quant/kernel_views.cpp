@@ -152,9 +152,8 @@ kernels::LiftView lift_view(const QuantizedTensor& q) {
     const Parts parts(q);
     v.D = static_cast<int>(s.get_int("D"));
     v.d = static_cast<int>(s.get_int("d"));
-    if (q.rows < 1 || q.cols < 1 || q.cols % v.d != 0)
-        parts.fail("weight " + shape_text(q) + ": cols must be a positive multiple of d=" + std::to_string(v.d));
-    v.codes = parts.bytes("codes", v.code_bytes = packed_bytes(q.rows * (q.cols / v.d) * v.D, 1));
+    if (q.rows < 1 || q.cols < 1 || v.d < 1) parts.fail("weight " + shape_text(q) + " with d=" + std::to_string(v.d));
+    v.codes = parts.bytes("codes", v.code_bytes = packed_bytes(q.rows * kernels::lift_chunks(v) * v.D, 1));
     v.scales = parts.halves("scales", q.rows);
     v.M = parts.halves("M", int64_t(v.d) * v.D);
     if (s.get_flag("had")) v.signs = parts.bytes("signs", packed_bytes(q.cols, 1));

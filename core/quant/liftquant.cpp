@@ -99,9 +99,12 @@ public:
         const auto scales = scales16.to(torch::kFloat32);
         x = x / torch::where(scales > 0, scales, torch::ones_like(scales)).unsqueeze(1);
 
+        // A width d does not divide ends each row in a short chunk: padded with zeros to d weights, which the
+        // search codes with the rest (the pad is never decoded into a weight; its bits are counted).
+        if (cols % d_ != 0) x = torch::constant_pad_nd(x, {0, chunks(cols) * d_ - cols});
         const LiftSearch search(M16.to(torch::kFloat32));
         // About 2^26 candidate evaluations (well under a second) between cancellation checks.
-        const int64_t row_work = (cols / d_) << (D_ - d_);
+        const int64_t row_work = chunks(cols) << (D_ - d_);
         const int64_t block = std::max<int64_t>(8, (int64_t(1) << 26) / row_work / 8 * 8);
         std::vector<at::Tensor> packed;
         for (int64_t r0 = 0; r0 < rows; r0 += block) {
@@ -127,14 +130,14 @@ public:
         if (M.dim() != 2 || M.size(0) != d_ || M.size(1) != D_ || scales.size(0) != rows)
             throw Error(where + ": parts 'M' or 'scales' have the wrong shape");
         const auto& codes = q.part("codes").data;
-        const int64_t row_bits = (cols / d_) * D_;
+        const int64_t row_bits = chunks(cols) * D_;
         auto out = torch::empty({rows, cols}, torch::kFloat32);
         for (int64_t r0 = 0; r0 < rows; r0 += kRowBlock) {
             const int64_t r1 = std::min(rows, r0 + kRowBlock);
             const int64_t first_byte = std::min(codes.numel(), r0 * row_bits / 8);
             const auto bits = unpack_bits(codes.slice(0, first_byte), 1, (r1 - r0) * row_bits);
             const auto y = bits.view({-1, D_}).to(torch::kFloat32) * 2 - 1;
-            out.slice(0, r0, r1).copy_(y.matmul(M.t()).view({r1 - r0, cols}));
+            out.slice(0, r0, r1).copy_(y.matmul(M.t()).view({r1 - r0, chunks(cols) * d_}).narrow(1, 0, cols));
         }
         out.mul_(scales.unsqueeze(1));
         if (had_) {
@@ -153,11 +156,12 @@ public:
 
 private:
     void check_shape(int64_t rows, int64_t cols) const {
-        if (rows < 1 || cols < 1 || cols % d_ != 0)
-            throw Error(spec().to_string() + ": weight [" + std::to_string(rows) + ", " + std::to_string(cols) +
-                        "]: cols must be a positive multiple of d=" + std::to_string(d_));
+        if (rows < 1 || cols < 1)
+            throw Error(spec().to_string() + ": empty weight [" + std::to_string(rows) + ", " + std::to_string(cols) + "]");
     }
-    int64_t code_bits(int64_t rows, int64_t cols) const { return rows * (cols / d_) * D_; }
+    // Chunks of d weights per row, the last one short when d does not divide cols.
+    int64_t chunks(int64_t cols) const { return (cols + d_ - 1) / d_; }
+    int64_t code_bits(int64_t rows, int64_t cols) const { return rows * chunks(cols) * D_; }
 
     int64_t D_, d_;
     bool had_, awq_;
@@ -170,7 +174,8 @@ const std::vector<ParamDef>& liftquant_params() {
         {"D", ParamType::Int, "16", 10, 32, {},
          "Lifted dimension: code bits per chunk of d weights (bits per weight = D/d)"},
         {"d", ParamType::Int, "8", 2, 31, {},
-         "Chunk length: weights coded together; below D, divides the input dimension"},
+         "Chunk length: weights coded together, below D; where it does not divide the input dimension a row ends "
+         "in a short chunk, zero-padded (the pad's code bits are counted)"},
         {"had", ParamType::Flag, "1", 0, 0, {}, "Random-sign block Hadamard on the input dimension before coding"},
         {"awq", ParamType::Flag, "0", 0, 0, {},
          "Scale input channels by sqrt(mean|x| / its average), clamped to [1/4, 4], before coding (needs calibration)"},

@@ -1,5 +1,6 @@
 // LiftQuant on the CPU. Dequantization decodes row by row in core's order; the GEMV projects x through the
 // transforms and M once per call, then runs the binary grid GEMV over the sign bits (see the header).
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -22,13 +23,15 @@ std::vector<float> lift_matrix(const LiftView& w) {
     return M;
 }
 
-// Row r of W into out[0, cols), each step as core does it.
+// Row r of W into out[0, cols), each step as core does it. The last chunk of a row whose width d does not
+// divide is decoded only as far as the row goes (its pad columns are not weights).
 void dequant_row(const LiftView& w, const std::vector<float>& M, int64_t r, float* out) {
-    const int64_t chunks = w.cols / w.d;
+    const int64_t chunks = lift_chunks(w);
     for (int64_t j = 0; j < chunks; ++j) {
         const int64_t bit = (r * chunks + j) * w.D;
         const uint64_t y = detail::load_u64(w.codes, w.code_bytes, bit >> 3) >> (bit & 7);
-        for (int i = 0; i < w.d; ++i) {
+        const int width = static_cast<int>(std::min<int64_t>(w.d, w.cols - j * w.d));
+        for (int i = 0; i < width; ++i) {
             // (y M^T)[i] summed over k in order, as the matmul's kernel accumulates it; y_k M is exact.
             const float* m = M.data() + static_cast<int64_t>(i) * w.D;
             float acc = 0.f;
@@ -66,12 +69,13 @@ void dequantize(const LiftView& w, float* f32, uint16_t* f16, const CpuOptions& 
 
 }  // namespace
 
+int64_t lift_chunks(const LiftView& w) { return (w.cols + w.d - 1) / w.d; }
+
 void validate(const LiftView& w) {
     if (w.rows < 1 || w.cols < 1) bad("empty shape [" + std::to_string(w.rows) + ", " + std::to_string(w.cols) + "]");
     if (w.d < 1 || w.D <= w.d || w.D > 32)
         bad("D=" + std::to_string(w.D) + ", d=" + std::to_string(w.d) + " outside 1 <= d < D <= 32");
-    if (w.cols % w.d != 0) bad("d=" + std::to_string(w.d) + " does not divide cols " + std::to_string(w.cols));
-    const int64_t need = (w.rows * (w.cols / w.d) * w.D + 7) / 8;
+    const int64_t need = (w.rows * lift_chunks(w) * w.D + 7) / 8;
     if (!w.codes || w.code_bytes < need)
         bad("codes hold " + std::to_string(w.code_bytes) + " bytes, " + std::to_string(need) + " needed");
     if (!w.scales || !w.M) bad("scales or M pointer is null");
@@ -86,10 +90,11 @@ namespace {
 
 std::vector<float> lift_project(const LiftView& w, const float* x, int64_t batch, bool by_rows, int threads) {
     const std::vector<float> M = lift_matrix(w);
-    const int64_t cols = w.cols, chunks = cols / w.d, plen = chunks * w.D;
+    // x' is held padded to whole chunks (zeros past cols), so a short last chunk projects like the others.
+    const int64_t cols = w.cols, chunks = lift_chunks(w), plen = chunks * w.D, padded = chunks * w.d;
     const int64_t block = hadamard_block(cols);
     const float norm = w.signs ? hadamard_norm(block) : 1.f;
-    std::vector<float> xt(batch * cols), p(batch * plen);
+    std::vector<float> xt(batch * padded, 0.f), p(batch * plen);
     // x' = H (sign * x / act_scale): the transpose of what dequantization applies to the rows of W. Vectors
     // (and Hadamard blocks within one) are independent, so they are spread over the threads.
     const int64_t blocks = w.signs ? cols / block : 1, span = w.signs ? block : cols;
@@ -97,7 +102,7 @@ std::vector<float> lift_project(const LiftView& w, const float* x, int64_t batch
         for (int64_t u = u0; u < u1; ++u) {
             const int64_t b = u / blocks, c0 = (u % blocks) * span;
             const float* xb = x + b * cols;
-            float* t = xt.data() + b * cols;
+            float* t = xt.data() + b * padded;
             for (int64_t c = c0; c < c0 + span; ++c) {
                 t[c] = w.act_scale ? xb[c] / half_to_float(w.act_scale[c]) : xb[c];
                 if (w.signs && !((w.signs[c >> 3] >> (c & 7)) & 1u)) t[c] = -t[c];
@@ -109,7 +114,7 @@ std::vector<float> lift_project(const LiftView& w, const float* x, int64_t batch
     parallel_rows(batch * chunks, threads, [&](int64_t u0, int64_t u1) {
         for (int64_t u = u0; u < u1; ++u) {
             const int64_t b = u / chunks, j = u % chunks;
-            const float* xc = xt.data() + b * cols + j * w.d;
+            const float* xc = xt.data() + b * padded + j * w.d;
             float* pc = p.data() + b * plen + j * w.D;
             if (by_rows) {
                 float acc[32] = {};
@@ -146,7 +151,7 @@ GridView lift_sign_grid(const LiftView& w) {
     g.kind = GridKind::Binary;
     g.bits = 1;
     g.rows = w.rows;
-    g.cols = g.group = (w.cols / w.d) * w.D;
+    g.cols = g.group = lift_chunks(w) * w.D;
     g.codes = w.codes;
     g.code_bytes = w.code_bytes;
     g.scales = w.scales;

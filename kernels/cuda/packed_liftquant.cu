@@ -18,7 +18,7 @@ __device__ __forceinline__ bool bit_set(const uint8_t* p, int64_t i) { return (_
 
 // out[r][j d + i] = (sum_k +-M[i][k], in k order) * scale[r].
 __global__ void lift_decode_kernel(LiftView w, float* out) {
-    const int64_t n = w.rows * w.cols, chunks = w.cols / w.d;
+    const int64_t n = w.rows * w.cols, chunks = (w.cols + w.d - 1) / w.d;  // the last chunk may be short
     for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < n; e += int64_t(gridDim.x) * blockDim.x) {
         const int64_t r = e / w.cols, c = e - r * w.cols, j = c / w.d;
         const int i = static_cast<int>(c - j * w.d);
@@ -58,15 +58,16 @@ __global__ void lift_x_kernel(LiftView w, const float* x, float* xt, int64_t bat
     }
 }
 
-// p[b][j D + k] = sum_i M[i][k] xt[b][j d + i] / norm.
+// p[b][j D + k] = sum_i M[i][k] xt[b][j d + i] / norm, over the columns a short last chunk has.
 __global__ void lift_project_kernel(LiftView w, const float* xt, float* p, int64_t batch, float norm) {
-    const int64_t chunks = w.cols / w.d, plen = chunks * w.D, n = batch * plen;
+    const int64_t chunks = (w.cols + w.d - 1) / w.d, plen = chunks * w.D, n = batch * plen;
     for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < n; e += int64_t(gridDim.x) * blockDim.x) {
         const int64_t b = e / plen, t = e - b * plen, j = t / w.D;
         const int k = static_cast<int>(t - j * w.D);
         const float* xc = xt + b * w.cols + j * w.d;
         float acc = 0.f;
-        for (int i = 0; i < w.d; ++i) acc = fmaf(half_bits_to_float(__ldg(w.M + i * w.D + k)), xc[i], acc);
+        const int width = static_cast<int>(min(int64_t(w.d), w.cols - j * w.d));
+        for (int i = 0; i < width; ++i) acc = fmaf(half_bits_to_float(__ldg(w.M + i * w.D + k)), xc[i], acc);
         p[e] = acc / norm;
     }
 }
@@ -99,7 +100,7 @@ void lift_gemv_cuda(const LiftView& w, const float* x, float* y, int64_t batch) 
     validate(w);
     if (batch < 1 || batch > 8) throw std::invalid_argument("lift view: batch " + std::to_string(batch) + " is outside 1..8");
     if (!x || !y) throw std::invalid_argument("lift view: x or y is null");
-    const int64_t plen = w.cols / w.d * w.D;
+    const int64_t plen = lift_chunks(w) * w.D;
     Scratch xt(batch * w.cols * sizeof(float)), p(batch * plen * sizeof(float));
     lift_x_kernel<<<grid_for(batch * w.cols), kThreads>>>(w, x, xt.as<float>(), batch);
     check_launch("lift_gemv_cuda");

@@ -49,7 +49,7 @@ const std::vector<PackedCase>& projected_cases() {
     static const std::vector<PackedCase> c = make_cases({
         {"liftquant:D=16,d=8", 13, 200},  {"liftquant:D=20,d=8,awq", 11, 128}, {"liftquant:D=16,d=10,had=0", 9, 250},
         {"liftquant:D=16,d=8", 4, 4096},  {"lcqat:hessian=0", 24, 256},        {"lcqat:had=0,hessian=0", 7, 44},
-        {"lcqat:had=16", 9, 48}});
+        {"lcqat:had=16", 9, 48},          {"liftquant:D=24,d=10", 6, 128}, {"liftquant:D=16,d=8,awq", 5, 100}});
     return c;
 }
 

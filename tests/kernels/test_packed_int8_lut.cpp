@@ -60,6 +60,9 @@ const std::vector<PackedCase>& lut_cases() {
         {"rtn:b=2,g=128", 9, 576},
         {"rtn:b=2,g=64,sym", 11, 200},
         {"rtn:b=3,g=128", 5, 300},
+        // LiftQuant with a short last chunk (128 = 12 x 10 + 8, 100 = 12 x 8 + 4)
+        {"liftquant:D=24,d=10", 6, 128},
+        {"liftquant:D=16,d=8,awq", 5, 100},
     });
     return c;
 }

@@ -29,7 +29,11 @@ const std::vector<PackedCase>& cases() {
         {"liftquant:D=16,d=8", 13, 200},          {"liftquant:D=16,d=8", 7, 96},
         {"liftquant:D=16,d=10", 5, 130},          {"liftquant:D=20,d=8,awq", 11, 128},
         {"liftquant:D=16,d=10,had=0", 9, 250},    {"liftquant:D=16,d=8,had=0,awq", 3, 64},
-        {"liftquant:D=16,d=8", 4, 4096}});
+        {"liftquant:D=16,d=8", 4, 4096},
+        // d not dividing the width: a short, zero-padded last chunk (128 = 12 x 10 + 8, 100 = 12 x 8 + 4,
+        // 172 = 17 x 10 + 2)
+        {"liftquant:D=24,d=10", 6, 128},          {"liftquant:D=16,d=8,awq", 5, 100},
+        {"liftquant:D=16,d=10,had=0", 7, 172}});
     return c;
 }
 
@@ -69,7 +73,7 @@ TEST(PackedLiftQuant, RejectsInconsistentViews) {
     const qk::LiftView good = lift_view(cases().front().q);
     std::vector<float> out(good.rows * good.cols), x(good.cols), y(good.rows);
     expect_rejected(good, [&](const qk::LiftView& v) { qk::lift_dequantize_f32(v, out.data()); },
-                    {{[](qk::LiftView& v) { v.d = 7; }, "d=7 does not divide cols 200"},
+                    {{[](qk::LiftView& v) { v.d = 7; }, "codes hold 650 bytes, 754 needed"},  // 29 chunks of 7, not 25 of 8
                      {[](qk::LiftView& v) { v.D = 8; }, "outside 1 <= d < D <= 32"},
                      {[](qk::LiftView& v) { v.code_bytes /= 2; }, "codes hold"},
                      {[](qk::LiftView& v) { v.M = nullptr; }, "M pointer is null"}});

@@ -8,7 +8,7 @@
 // The GEMV never forms W: it moves the transforms onto x, x' = H (sign * x / act_scale), projects each chunk
 // once per vector, p[j][k] = sum_i M[i][k] x'[j d + i] (D values per chunk), and then every row is
 //     y[r] = scale[r] * sum_{j,k} y[r][j][k] p[j][k],
-// a sign-only sum over (cols / d) * D terms: the binary grid GEMV (packed_grid.h) over the lift codes.
+// a sign-only sum over ceil(cols / d) * D terms: the binary grid GEMV (packed_grid.h) over the lift codes.
 #include <cstdint>
 
 #include "quench_kernels/packed_common.h"
@@ -16,9 +16,9 @@
 namespace quench::kernels {
 
 struct LiftView {
-    int64_t rows = 0, cols = 0;  // cols a multiple of d
+    int64_t rows = 0, cols = 0;  // a row is ceil(cols / d) chunks; the last one's pad columns are no weights
     int D = 0, d = 0;            // D sign bits per chunk of d weights, 1 <= d < D <= 32
-    const uint8_t* codes = nullptr;  // part "codes": bit (r, j, k) at r (cols/d) D + j D + k, set = +1, LSB first
+    const uint8_t* codes = nullptr;  // part "codes": bit (r, j, k) at (r chunks + j) D + k, set = +1, LSB first
     int64_t code_bytes = 0;
     const uint16_t* scales = nullptr;     // part "scales": fp16 [rows]
     const uint16_t* M = nullptr;          // part "M": fp16 [d, D] row-major
@@ -28,6 +28,9 @@ struct LiftView {
 
 // std::invalid_argument naming the field unless the view is consistent.
 void validate(const LiftView& w);
+
+// Chunks per row: ceil(cols / d).
+int64_t lift_chunks(const LiftView& w);
 
 void lift_dequantize_f32(const LiftView& w, float* out, const CpuOptions& opt = {});
 void lift_dequantize_f16(const LiftView& w, uint16_t* out, const CpuOptions& opt = {});

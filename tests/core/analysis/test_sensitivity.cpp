@@ -15,6 +15,7 @@
 #include "quant/codec_spec.h"
 #include "support/errors.h"
 #include "support/test_paths.h"
+#include "support/tiny_model.h"
 
 using namespace quench;
 
@@ -140,30 +141,40 @@ TEST(Sensitivity, ExtendingMeasuresOnlyMissingPairs) {
 
 TEST(Sensitivity, UnavailableCandidatesAreRecordedNotFatal) {
     auto& f = fx();
+    // Every codec takes every width of the real model; LC-QAT codes 4 weights at a time, so a 330-wide
+    // down_proj input (a tiny model's) is a width it cannot take, while its 160-wide q_proj is fine.
+    test::ScratchDir dir;
+    const auto tiny = LlamaModel::load(test::write_tiny_llama(dir.path().string(), "tiny", 160, 330));
+    const auto measure = [&](const std::string& glob, const std::string& cands, Measurements& m) {
+        return measure_sensitivity(*tiny, tiny->layers().select_glob(glob), parse_candidate_list(cands), f.calib, f.kl,
+                                   f.tok->bos_id(), f.options(), m);
+    };
     Measurements m;
-    // d=3 divides the 384-wide down_proj input but not the 128-wide q_proj input.
-    const auto st = f.measure("model.layers.0.self_attn.q_proj,model.layers.0.mlp.down_proj",
-                              "rtn:b=3,g=64;liftquant:D=12,d=3", m, f.options());
-    const std::string lq = parse_candidate_list("liftquant:D=12,d=3")[0];
-    const auto* bad = m.find("model.layers.0.self_attn.q_proj", lq);
+    const auto st = measure("model.layers.0.self_attn.q_proj,model.layers.0.mlp.down_proj", "rtn:b=3,g=64;lcqat:hessian=0", m);
+    const std::string lc = parse_candidate_list("lcqat:hessian=0")[0];
+    const auto* bad = m.find("model.layers.0.mlp.down_proj", lc);
     ASSERT_NE(bad, nullptr);
     EXPECT_FALSE(bad->available);
-    EXPECT_NE(bad->error.find("128"), std::string::npos) << bad->error;
-    EXPECT_GE(st.unavailable, 1);
-    const auto* rtn = m.find("model.layers.0.self_attn.q_proj", parse_candidate_list("rtn:b=3,g=64")[0]);
+    EXPECT_NE(bad->error.find("cols 330 is not a multiple of 4"), std::string::npos) << bad->error;
+    EXPECT_EQ(st.unavailable, 1);
+    const auto* good = m.find("model.layers.0.self_attn.q_proj", lc);
+    ASSERT_NE(good, nullptr);
+    EXPECT_TRUE(good->available);
+    const auto* rtn = m.find("model.layers.0.mlp.down_proj", parse_candidate_list("rtn:b=3,g=64")[0]);
     ASSERT_NE(rtn, nullptr);
     EXPECT_TRUE(rtn->available);
     // The allocation spec leaves unavailable points out.
     const AllocationSpec spec = to_allocation_spec(m, CostSource::Kl);
     ASSERT_EQ(spec.layers.size(), 2u);
-    EXPECT_EQ(spec.layers[0].name, "model.layers.0.self_attn.q_proj");
-    EXPECT_EQ(spec.layers[0].candidates.size(), 1u);
-    EXPECT_EQ(spec.layers[0].weights, 128 * 128);
+    EXPECT_EQ(spec.layers[1].name, "model.layers.0.mlp.down_proj");
+    EXPECT_EQ(spec.layers[1].candidates.size(), 1u);
+    EXPECT_EQ(spec.layers[1].weights, 160 * 330);
+    EXPECT_EQ(spec.layers[0].candidates.size(), 2u);
     // A layer whose every candidate is unavailable is an error naming it.
     Measurements only_bad;
-    f.measure("model.layers.0.self_attn.q_proj", "liftquant:D=12,d=3", only_bad, f.options());
+    measure("model.layers.0.mlp.down_proj", "lcqat:hessian=0", only_bad);
     const std::string e = test::error_of([&] { to_allocation_spec(only_bad, CostSource::Auto); });
-    EXPECT_NE(e.find("'model.layers.0.self_attn.q_proj'"), std::string::npos) << e;
+    EXPECT_NE(e.find("'model.layers.0.mlp.down_proj'"), std::string::npos) << e;
 }
 
 TEST(Sensitivity, ProxyMeasuresFewKlAndReportsCorrelation) {

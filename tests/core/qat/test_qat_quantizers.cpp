@@ -125,6 +125,8 @@ TEST(QatLayer, Step0ReproducesThePtqLayer) {
                           "lcqat:hessian=0,had=16", "lcqat:hessian=0,had=0,cb=identity", "liftquant:D=16,d=8",
                           "liftquant:D=16,d=8,had=0"})
         expect_step0(s, W);
+    // LiftQuant with a short, zero-padded last chunk (64 = 6 x 10 + 4) and LC-QAT's 128-block capped to 64.
+    for (const char* s : {"liftquant:D=16,d=10", "liftquant:D=20,d=10,had=0", "lcqat:hessian=0"}) expect_step0(s, W);
     // LC-QAT from its Hessian-aware BlockLDLQ init.
     const at::Tensor X = randn({256, 64}, 4);
     CalibStats calib;

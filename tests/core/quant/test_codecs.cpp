@@ -226,12 +226,6 @@ TEST_P(EveryCodecOnRealShapes, QuantizesEveryWidth) {
             const std::string where = codec->spec().to_string() + " on " + shape.name + " [" +
                                       std::to_string(shape.rows) + ", " + std::to_string(shape.cols) + "]";
             if (codec->needs_hessian() && shape.cols > kMaxHessianCols) continue;
-            if (GetParam() == "liftquant" && shape.cols % codec->spec().get_int("d") != 0) {
-                // Not yet: LiftQuant needs d to divide the width (padding the last chunk is still to come).
-                EXPECT_NE(test::error_of([&] { codec->estimate_bits(shape.rows, shape.cols); }).find("multiple of d"),
-                          std::string::npos) << where;
-                continue;
-            }
             auto gen = at::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(shape.cols));
             const auto W = torch::randn({shape.rows, shape.cols}, gen) *
                            torch::exp(0.35 * torch::randn({shape.rows, shape.cols}, gen)) * 0.02;

@@ -14,6 +14,7 @@
 #include "quant/model_quantizer.h"
 #include "support/errors.h"
 #include "support/test_paths.h"
+#include "support/tiny_model.h"
 
 using namespace quench;
 
@@ -104,17 +105,19 @@ TEST(ModelQuantizer, MisuseAndCancellation) {
                  Error);
     // GPTQ needs calibration text.
     EXPECT_THROW(quantize_model_layers(*m, uniform_plan(l, CodecSpec::parse("gptq:b=4")), {}, options()), Error);
-    // A setting that cannot apply names every layer it refuses (here all 14: d=10 divides neither 128 nor
-    // 384), before any layer is touched.
-    const auto all = m->layers().select_glob("model.layers.*");
-    const auto before = m->weight(all[0]).clone();
+    // A setting that cannot apply names every layer it refuses before any layer is touched: LC-QAT codes 4
+    // weights at a time, so a tiny model's 330-wide down_proj inputs (one per block) are refused.
+    test::ScratchDir dir;
+    const auto tiny = LlamaModel::load(test::write_tiny_llama(dir.path().string(), "tiny", 160, 330));
+    const auto all = tiny->layers().select_glob("model.layers.*");
+    const auto before = tiny->weight(all[0]).clone();
     const std::string refused = test::error_of(
-        [&] { quantize_model_layers(*m, uniform_plan(all, CodecSpec::parse("liftquant:D=24,d=10")), {}, options()); });
-    EXPECT_NE(refused.find("14 of 14 layers cannot take their setting"), std::string::npos) << refused;
-    EXPECT_NE(refused.find("model.layers.0.self_attn.q_proj (liftquant:D=24,d=10,had: weight [128, 128]"),
+        [&] { quantize_model_layers(*tiny, uniform_plan(all, CodecSpec::parse("lcqat:hessian=0")), {}, options()); });
+    EXPECT_NE(refused.find("2 of 14 layers cannot take their setting: model.layers.0.mlp.down_proj (lcqat:"),
               std::string::npos) << refused;
-    EXPECT_NE(refused.find("and 10 more"), std::string::npos) << refused;
-    EXPECT_TRUE(torch::equal(m->weight(all[0]), before));
+    EXPECT_NE(refused.find("cols 330 is not a multiple of 4"), std::string::npos) << refused;
+    EXPECT_NE(refused.find("; model.layers.1.mlp.down_proj ("), std::string::npos) << refused;
+    EXPECT_TRUE(torch::equal(tiny->weight(all[0]), before));
     // RTN needs none, and still reports weight metrics.
     auto r = quantize_model_layers(*m, uniform_plan(l, CodecSpec::parse("rtn:b=4,g=32")), {}, options());
     EXPECT_EQ(r.layers[0].metrics.output_rel_error, -1.0);
