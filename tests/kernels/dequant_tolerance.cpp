@@ -23,26 +23,19 @@ int64_t log2_of(int64_t n) {
     return k;
 }
 
-// m [rows, cols] replaced by its sums over blocks of `block` along columns, divided by sqrt(block): the
-// magnitude after a normalised block Hadamard (|H| has every entry 1 / sqrt(block)).
-void hadamard_magnitude_cols(std::vector<double>& m, int64_t rows, int64_t cols, int64_t block) {
+// The magnitude after a normalised block Hadamard (|H| has every entry 1 / sqrt(block)): along each of
+// `lines` lines (line l starts at l * line_stride, its entries `step` apart, `len` of them), every block of
+// `block` entries replaced by their sum / sqrt(block). Rows of [rows, cols]: (rows, cols, cols, 1); columns:
+// (cols, 1, rows, cols).
+void hadamard_magnitude(std::vector<double>& m, int64_t lines, int64_t line_stride, int64_t len, int64_t step,
+                        int64_t block) {
     const double norm = std::sqrt(static_cast<double>(block));
-    for (int64_t r = 0; r < rows; ++r)
-        for (int64_t c0 = 0; c0 < cols; c0 += block) {
+    for (int64_t l = 0; l < lines; ++l)
+        for (int64_t b0 = 0; b0 < len; b0 += block) {
+            double* first = m.data() + l * line_stride + b0 * step;
             double s = 0;
-            for (int64_t c = c0; c < c0 + block; ++c) s += m[r * cols + c];
-            for (int64_t c = c0; c < c0 + block; ++c) m[r * cols + c] = s / norm;
-        }
-}
-
-// The same along rows.
-void hadamard_magnitude_rows(std::vector<double>& m, int64_t rows, int64_t cols, int64_t block) {
-    const double norm = std::sqrt(static_cast<double>(block));
-    for (int64_t c = 0; c < cols; ++c)
-        for (int64_t r0 = 0; r0 < rows; r0 += block) {
-            double s = 0;
-            for (int64_t r = r0; r < r0 + block; ++r) s += m[r * cols + c];
-            for (int64_t r = r0; r < r0 + block; ++r) m[r * cols + c] = s / norm;
+            for (int64_t i = 0; i < block; ++i) s += first[i * step];
+            for (int64_t i = 0; i < block; ++i) first[i * step] = s / norm;
         }
 }
 
@@ -64,7 +57,7 @@ at::Tensor lift_tolerance(const qk::LiftView& w) {
         for (int64_t c = 0; c < w.cols; ++c) m[r * w.cols + c] = s * row_abs[c % w.d];
     }
     const int64_t block = w.cols & -w.cols;
-    if (w.signs) hadamard_magnitude_cols(m, w.rows, w.cols, block);
+    if (w.signs) hadamard_magnitude(m, w.rows, w.cols, w.cols, 1, block);
     if (w.act_scale)
         for (int64_t r = 0; r < w.rows; ++r)
             for (int64_t c = 0; c < w.cols; ++c) m[r * w.cols + c] /= std::fabs(qk::half_to_float(w.act_scale[c]));
@@ -87,8 +80,8 @@ at::Tensor lattice_tolerance(const qk::LatticeView& w) {
                 m[r * w.cols + 4 * j + i] = s;
             }
         }
-    if (w.had_in > 1) hadamard_magnitude_cols(m, w.rows, w.cols, w.had_in);
-    if (w.had_out > 1) hadamard_magnitude_rows(m, w.rows, w.cols, w.had_out);
+    if (w.had_in > 1) hadamard_magnitude(m, w.rows, w.cols, w.cols, 1, w.had_in);
+    if (w.had_out > 1) hadamard_magnitude(m, w.cols, 1, w.rows, w.cols, w.had_out);
     for (int64_t r = 0; r < w.rows; ++r) {
         const double sv = std::fabs(qk::half_to_float(w.sv[r]));
         for (int64_t c = 0; c < w.cols; ++c) m[r * w.cols + c] *= sv * std::fabs(qk::half_to_float(w.su[c]));
