@@ -1,5 +1,6 @@
 # ctest script: runs `cpack -G DEB` in the build tree and checks, with dpkg-deb, that the package is named
-# quench and holds the workbench, the CLI, the desktop entry and the icon under /usr.
+# quench, depends on the pthread OpenBLAS and holds the workbench, the CLI, the desktop entry and the icon under
+# /usr.
 # Usage: cmake -DCPACK=<cpack> -DBUILD_DIR=<build tree> -P check_deb_package.cmake
 execute_process(COMMAND ${CPACK} -G DEB WORKING_DIRECTORY ${BUILD_DIR}
                 RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
@@ -14,6 +15,11 @@ endif()
 execute_process(COMMAND dpkg-deb -f ${deb} Package OUTPUT_VARIABLE package OUTPUT_STRIP_TRAILING_WHITESPACE RESULT_VARIABLE rc)
 if(NOT rc EQUAL 0 OR NOT package STREQUAL "quench")
   message(FATAL_ERROR "${deb}: Package is '${package}', expected 'quench'")
+endif()
+# Without the pthread OpenBLAS, LibTorch falls back to the reference BLAS (about 20x slower matrix products).
+execute_process(COMMAND dpkg-deb -f ${deb} Depends OUTPUT_VARIABLE depends OUTPUT_STRIP_TRAILING_WHITESPACE)
+if(NOT depends MATCHES "(^|, )libopenblas0-pthread(,|$)")
+  message(FATAL_ERROR "${deb}: Depends '${depends}' lacks libopenblas0-pthread")
 endif()
 execute_process(COMMAND dpkg-deb -c ${deb} OUTPUT_VARIABLE listing RESULT_VARIABLE rc)
 if(NOT rc EQUAL 0)
