@@ -25,6 +25,7 @@
 #include "method_panel.h"
 #include "model_panel.h"
 #include "results_panel.h"
+#include "wheel_guard.h"
 #include "workbench_session.h"
 
 // The icon lives in resources/quench.qrc, compiled into this static library: its registration must be
@@ -39,6 +40,7 @@ MainWindow::MainWindow(QWidget* parent)
       session_(new WorkbenchSession(jobs_, this)),
       errors_(new ErrorReporter(this)) {
     initQuenchResources();
+    WheelGuard::install(this);
     setWindowTitle(QStringLiteral("Quench"));
     setWindowIcon(QIcon(QStringLiteral(":/icons/quench.svg")));
     resize(1280, 800);

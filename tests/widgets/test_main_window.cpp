@@ -4,13 +4,16 @@
 // refused requests (nothing loaded) report an error instead of crashing; a bad model directory ends in an
 // error report carrying core's message.
 #include <QApplication>
+#include <QComboBox>
 #include <QDockWidget>
+#include <QDoubleSpinBox>
 #include <QMenuBar>
 #include <QMessageBox>
 #include <QScrollArea>
 #include <QScrollBar>
 #include <QSettings>
 #include <QStatusBar>
+#include <QWheelEvent>
 #include <QtTest>
 
 #include <cstdlib>
@@ -68,6 +71,48 @@ private slots:
     void initTestCase() {
         test::isolateSettings();
         QSettings().clear();
+    }
+
+    // Issue 17: a wheel turned over the Method dock changed the scale learning rate. Settings take the wheel
+    // only with the keyboard focus; unfocused, the wheel goes on to what scrolls them.
+    void wheelChangesOnlyAFocusedSetting() {
+        MainWindow w;
+        w.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&w));
+        const auto spins = w.findChildren<QDoubleSpinBox*>();
+        QVERIFY(!spins.isEmpty());
+        const auto wheel = [](QWidget* target, int delta = 120) {
+            const QPointF at(target->width() / 2.0, target->height() / 2.0);
+            QWheelEvent e(at, target->mapToGlobal(at), QPoint(), QPoint(0, delta), Qt::NoButton, Qt::NoModifier,
+                          Qt::NoScrollPhase, false);
+            QApplication::sendEvent(target, &e);
+        };
+        for (QDoubleSpinBox* spin : spins) {
+            const double before = spin->value();
+            wheel(spin);
+            QCOMPARE(spin->value(), before);
+            QVERIFY(!spin->hasFocus());
+            QCOMPARE(spin->focusPolicy(), Qt::StrongFocus);
+        }
+        // The codec box (six codecs, the first chosen): a wheel turned down would pick the next one.
+        QComboBox* combo = nullptr;
+        for (QComboBox* c : w.findChildren<QComboBox*>())
+            if (!combo && c->count() > 1 && c->currentIndex() == 0) combo = c;
+        QVERIFY(combo);
+        wheel(combo, -120);
+        QCOMPARE(combo->currentIndex(), 0);
+        // With the focus, the wheel steps the value as usual.
+        QDoubleSpinBox* spin = nullptr;
+        for (QDoubleSpinBox* s : spins)
+            if (s->isVisible() && s->isEnabled() && !spin) spin = s;
+        QVERIFY(spin);
+        w.activateWindow();
+        QVERIFY(QTest::qWaitForWindowActive(&w));
+        spin->setFocus();
+        QTRY_VERIFY(spin->hasFocus());
+        const double before = spin->value();
+        wheel(spin);
+        QVERIFY(spin->value() != before);
     }
 
     void opensWithTitleMenusDocksAndStatus() {
