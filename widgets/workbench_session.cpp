@@ -113,6 +113,9 @@ AllocationSpec WorkbenchSession::allocationSpec() const {
 double WorkbenchSession::estimateBitsPerWeight(const std::string& spec, const std::vector<std::size_t>& layers) const {
     auto codec = make_codec(spec);
     const auto& reg = this->layers();
+    // Layers the setting cannot take are named, all of them, before anything runs.
+    const std::vector<std::string> refused = refused_layers(reg, uniform_plan(layers, codec->spec()));
+    if (!refused.empty()) throw quench::Error(refusal_text(refused, layers.size()));
     double bits = 0, weights = 0;
     for (std::size_t i : layers) {
         const auto& l = reg.at(i);

@@ -39,6 +39,28 @@ double QuantizeResult::total_bits_per_weight() const {
     return weights > 0 ? bits / weights : 0.0;
 }
 
+std::vector<std::string> refused_layers(const LayerRegistry& layers, const std::vector<LayerPlan>& plan) {
+    std::vector<std::string> out;
+    for (const auto& p : plan) {
+        const auto& info = layers.at(p.layer);
+        try {
+            make_codec(p.spec)->estimate_bits(info.out_features, info.in_features);
+        } catch (const Error& e) {
+            out.push_back(info.name + " (" + e.what() + ")");
+        }
+    }
+    return out;
+}
+
+std::string refusal_text(const std::vector<std::string>& refused, std::size_t planned) {
+    constexpr std::size_t kNamed = 4;
+    std::string text = std::to_string(refused.size()) + " of " + std::to_string(planned) +
+                       " layers cannot take their setting: ";
+    for (std::size_t i = 0; i < refused.size() && i < kNamed; ++i) text += (i ? "; " : "") + refused[i];
+    if (refused.size() > kNamed) text += "; and " + std::to_string(refused.size() - kNamed) + " more";
+    return text;
+}
+
 QuantizeResult quantize_model_layers(LlamaModel& model, const std::vector<LayerPlan>& plan,
                                      const std::vector<int32_t>& calib_tokens, const QuantizeOptions& options,
                                      ProgressSink* progress) {
@@ -49,28 +71,15 @@ QuantizeResult quantize_model_layers(LlamaModel& model, const std::vector<LayerP
     std::vector<std::unique_ptr<Codec>> codecs;
     bool any_calib = false;
     std::set<std::size_t> seen;
-    // Every layer a setting cannot apply to is named before anything runs, not only the first.
-    std::vector<std::string> refused;
     for (const auto& p : plan) {
         if (p.layer >= model.layers().size()) throw Error("quantize: layer index " + std::to_string(p.layer) + " out of range");
         if (!seen.insert(p.layer).second) throw Error("quantize: layer '" + model.layers().at(p.layer).name + "' is planned twice");
         codecs.push_back(make_codec(p.spec));
-        const auto& info = model.layers().at(p.layer);
-        try {
-            codecs.back()->estimate_bits(info.out_features, info.in_features);  // rejects unsupported shapes
-        } catch (const Error& e) {
-            refused.push_back(info.name + " (" + e.what() + ")");
-        }
         any_calib = any_calib || codecs.back()->needs_hessian() || codecs.back()->needs_act_scale();
     }
-    if (!refused.empty()) {
-        constexpr std::size_t kNamed = 4;
-        std::string text = "quantize: " + std::to_string(refused.size()) + " of " + std::to_string(plan.size()) +
-                           " layers cannot take their setting: ";
-        for (std::size_t i = 0; i < refused.size() && i < kNamed; ++i) text += (i ? "; " : "") + refused[i];
-        if (refused.size() > kNamed) text += "; and " + std::to_string(refused.size() - kNamed) + " more";
-        throw Error(text);
-    }
+    // Every layer a setting cannot apply to is named before anything runs, not only the first.
+    const std::vector<std::string> refused = refused_layers(model.layers(), plan);
+    if (!refused.empty()) throw Error("quantize: " + refusal_text(refused, plan.size()));
     if (any_calib && calib_tokens.empty()) throw Error("quantize: the chosen codec needs calibration text (--calib)");
 
     QuantizeResult result;

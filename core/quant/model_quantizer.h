@@ -50,6 +50,13 @@ uint64_t layer_seed(uint64_t seed, const std::string& name);
 // One codec for several layers.
 std::vector<LayerPlan> uniform_plan(const std::vector<std::size_t>& layers, const CodecSpec& spec);
 
+class LayerRegistry;
+// Every planned layer whose shape its setting cannot take, as "name (the codec's reason)", in plan order;
+// empty when all fit. The CLI, the quantizer and the GUI's bits estimate say all of them before running.
+std::vector<std::string> refused_layers(const LayerRegistry& layers, const std::vector<LayerPlan>& plan);
+// "N of M layers cannot take their setting: a (why); b (why); ... and K more": the first four named.
+std::string refusal_text(const std::vector<std::string>& refused, std::size_t planned);
+
 // calib_tokens may be empty when no codec needs calibration (then output_rel_error stays -1).
 // Throws quench::Error (bad shapes, missing calibration), quench::Cancelled.
 QuantizeResult quantize_model_layers(LlamaModel& model, const std::vector<LayerPlan>& plan,

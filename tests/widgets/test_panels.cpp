@@ -10,6 +10,7 @@
 #include <QComboBox>
 #include <QLineEdit>
 #include <QDir>
+#include <QFile>
 #include <QMimeData>
 #include <QPushButton>
 #include <QSignalSpy>
@@ -36,6 +37,7 @@
 #include "quant/codec.h"
 #include "results_panel.h"
 #include "weights_page.h"
+#include "support/tiny_model.h"
 #include "workbench_session.h"
 
 using namespace quench::gui;
@@ -170,6 +172,39 @@ private slots:
         QVERIFY(panel.qatButton()->isEnabled());
         QCOMPARE(panel.qatRequest().tokens, QStringLiteral("200k"));
         QCOMPARE(panel.qatRequest().lr, 1e-4);
+    }
+
+    // Issue 16: a setting that cannot take some chosen layers says which, all of them, before any job runs.
+    void bitsNameEveryLayerASettingCannotTake() {
+        QTemporaryDir dir;
+        QVERIFY(dir.isValid());
+        // A tiny Llama whose 330-wide MLP input LC-QAT (4 weights per code) cannot take.
+        const std::string tiny = quench::test::write_tiny_llama(dir.path().toStdString(), "tiny", 160, 330);
+        // The workbench opens a model with its tokenizer: the real model's fits the tiny one's 2048 ids.
+        QVERIFY(QFile::copy(test::modelDir() + QStringLiteral("/tokenizer.json"),
+                            QString::fromStdString(tiny) + QStringLiteral("/tokenizer.json")));
+        JobQueue queue;
+        WorkbenchSession session(&queue);
+        JobRunner* load = session.loadModel(QString::fromStdString(tiny));
+        QVERIFY(load->waitForEnd(20000));
+        QCOMPARE(load->state(), JobRunner::State::Finished);
+        std::vector<std::size_t> all(session.layers().size());
+        for (std::size_t i = 0; i < all.size(); ++i) all[i] = i;
+        MethodPanel panel(&session);
+        panel.setLayersProvider([&] { return all; });
+        panel.setSpecText(QStringLiteral("lcqat:hessian=0"));
+        const QString text = panel.bitsText();
+        QVERIFY2(text.contains(QStringLiteral("2 of %1 layers cannot take their setting").arg(all.size())), qPrintable(text));
+        QVERIFY2(text.contains(QStringLiteral("model.layers.0.mlp.down_proj (lcqat")), qPrintable(text));
+        QVERIFY2(text.contains(QStringLiteral("model.layers.1.mlp.down_proj")), qPrintable(text));
+        QVERIFY2(text.contains(QStringLiteral("cols 330 is not a multiple of 4")), qPrintable(text));
+        // Without those two, the estimate is core's bits.
+        std::vector<std::size_t> fit;
+        for (std::size_t i : all)
+            if (session.layers().at(i).in_features != 330) fit.push_back(i);
+        panel.setLayersProvider([&] { return fit; });
+        panel.setSpecText(QStringLiteral("lcqat:hessian=0,had=64"));
+        QCOMPARE(panel.bitsPerWeight(), session.estimateBitsPerWeight("lcqat:hessian=0,had=64", fit));
     }
 
     void methodFormSwitchesCodec() {
