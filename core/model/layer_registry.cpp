@@ -1,5 +1,7 @@
 #include "model/layer_registry.h"
 
+#include <cctype>
+
 #include <fnmatch.h>
 
 #include <regex>
@@ -17,6 +19,23 @@ std::optional<LayerKind> layer_kind_from_name(const std::string& s) {
     for (int i = 1; i <= static_cast<int>(LayerKind::LmHead); ++i)
         if (s == kKindNames[i]) return static_cast<LayerKind>(i);
     return std::nullopt;
+}
+
+std::string short_layer_name(const std::string& name) {
+    std::string n = name;
+    const std::string weight = ".weight";
+    if (n.size() > weight.size() && n.compare(n.size() - weight.size(), weight.size(), weight) == 0)
+        n.resize(n.size() - weight.size());
+    const std::size_t at = n.find("layers.");
+    if (at == std::string::npos || (at > 0 && n[at - 1] != '.')) return n;
+    std::size_t p = at + 7, digits = 0;
+    while (p + digits < n.size() && std::isdigit(static_cast<unsigned char>(n[p + digits]))) ++digits;
+    if (digits == 0 || p + digits >= n.size() || n[p + digits] != '.') return n;
+    std::string module = n.substr(n.rfind('.') + 1);
+    const std::string proj = "_proj";
+    if (module.size() > proj.size() && module.compare(module.size() - proj.size(), proj.size(), proj) == 0)
+        module.resize(module.size() - proj.size());
+    return n.substr(p, digits) + "." + module;
 }
 
 std::optional<std::size_t> LayerRegistry::index_of(const std::string& name) const {

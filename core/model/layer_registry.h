@@ -14,6 +14,11 @@ enum class LayerKind { Q = 1, K, V, O, Gate, Up, Down, LmHead };
 const char* layer_kind_name(LayerKind k);  // "q", "k", ..., "lm_head"
 std::optional<LayerKind> layer_kind_from_name(const std::string& s);
 
+// What a chart axis or a table row shows for a layer: "3.down" for model.layers.3.mlp.down_proj, "0.q" for
+// model.layers.0.self_attn.q_proj ("<block>.<module without _proj>"), "lm_head" for lm_head; a name with no
+// "layers.<n>." part is returned whole. Views keep the full name for tooltips.
+std::string short_layer_name(const std::string& name);
+
 struct LayerInfo {
     std::string name;  // HF module name without ".weight"
     int block = -1;    // transformer block index; -1 for lm_head
