@@ -33,6 +33,9 @@ constexpr Shape kShapes[] = {
     // Llama 3's rope_scaling (rope_type llama3) is left out: the weights are synthetic, the shapes are real.
     {"llama3.2-1b", "LlamaForCausalLM", 2048, 8192, 16, 32, 8, 128256, 131072, 500000.0, true},
     {"llama3-8b", "LlamaForCausalLM", 4096, 14336, 32, 32, 8, 128256, 8192, 500000.0, false},
+    // Gemma-2-2B's widths (hidden 2304, MLP 9216, vocabulary 256000) in a Llama block: Gemma's own block (head
+    // size 256, soft-capping, extra norms) is not a supported architecture, its layer shapes are what codecs see.
+    {"gemma2-2b", "LlamaForCausalLM", 2304, 9216, 26, 8, 4, 256000, 8192, 10000.0, true},
     {"tinystories-656k", "LlamaForCausalLM", 128, 384, 2, 8, 4, 2048, 512, 10000.0, true},
 };
 

@@ -47,6 +47,11 @@ TEST(Synthetic, ShapesMatchTheRealModelsConfig) {
     EXPECT_EQ(tl.intermediate_size, 5632);
     EXPECT_EQ(tl.num_key_value_heads, 4);
     EXPECT_EQ(tl.num_hidden_layers, 22);
+    auto g2 = synthetic_config("gemma2-2b");  // Gemma-2-2B's widths: 2304 and 9216, neither a multiple of 2^10
+    EXPECT_EQ(g2.hidden_size, 2304);
+    EXPECT_EQ(g2.intermediate_size, 9216);
+    EXPECT_EQ(g2.vocab_size, 256000);
+    EXPECT_EQ(g2.num_hidden_layers, 26);
     EXPECT_THROW(synthetic_config("gpt-5"), Error);
 }
 
