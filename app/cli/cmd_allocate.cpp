@@ -52,6 +52,8 @@ void allocate(const AllocateOpts& o, const GlobalOptions& g, RunWriter* run) {
                             {"proven_optimal", a.proven_optimal},
                             {"budget_bits", a.budget_bits},
                             {"total_bits", a.total_bits},
+                            {"shared_bits", a.shared_bits},
+                            {"shared_parts", a.shared_keys},
                             {"total_weights", a.total_weights},
                             {"bits_per_weight", a.bits_per_weight},
                             {"bytes", a.bytes},
@@ -71,8 +73,14 @@ void allocate(const AllocateOpts& o, const GlobalOptions& g, RunWriter* run) {
     std::cout << t.render() << "\n"
               << "total: " << a.total_bits << " bits (" << fmt_bytes(a.bytes) << ") for " << a.total_weights
               << " weights = " << fmt_num(a.bits_per_weight, 4) << " bits per weight; budget " << a.budget_bits
-              << " bits\n"
-              << "predicted KL (sum of per-layer " << cost_source_name(source) << " costs): " << fmt_num(a.total_cost, 6)
+              << " bits\n";
+    if (a.shared_bits > 0) {
+        std::string parts;
+        for (const auto& k : a.shared_keys) parts += (parts.empty() ? "" : ", ") + k;
+        std::cout << "of which " << a.shared_bits << " bits are parts stored once and shared by every layer with "
+                  << "that setting: " << parts << "\n";
+    }
+    std::cout << "predicted KL (sum of per-layer " << cost_source_name(source) << " costs): " << fmt_num(a.total_cost, 6)
               << " nats; solver " << a.solver << (a.proven_optimal ? ", proven optimal" : ", gap <= " + fmt_num(a.gap, 6))
               << "\n";
     if (!o.save.empty() && !g.quiet) std::cerr << "saved " << o.save << "\n";

@@ -104,7 +104,7 @@ void run_qat(QatOpts o, const GlobalOptions& g, ProgressSink& progress, RunWrite
         LayerMetrics m = compare_weights(model->original_weight(l.layer), model->weight(l.layer), at::Tensor());
         m.code_bits_per_weight = q.code_bits_per_weight();
         m.total_bits_per_weight = q.total_bits_per_weight();
-        trained.layers.push_back({l.layer, l.name, q.spec, m});
+        trained.layers.push_back({l.layer, l.name, q.spec, m, l.transform});
     }
     trained.tensors = r.tensors;
     trained.seconds = r.seconds;

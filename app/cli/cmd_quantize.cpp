@@ -1,6 +1,7 @@
 // quench-cli quantize MODEL --codec SPEC [--layers GLOB | --layers-regex RE] --calib FILE --eval FILE
 // [--out FILE.h5]: quantizes the selected layers, prints the per-layer table and the model-level KL and
 // perplexity, and records the run (provenance, tables, the quantized tensors) in a project file.
+#include <algorithm>
 #include <iostream>
 #include <optional>
 #include <nlohmann/json.hpp>
@@ -28,7 +29,7 @@ nlohmann::json layer_json(const LayerResult& r) {
             {"weight_mse", m.weight_mse}, {"rel_fro_error", m.rel_fro_error},
             {"sqnr_db", m.sqnr_db},     {"output_rel_error", m.output_rel_error},
             {"code_bpw", m.code_bits_per_weight}, {"total_bpw", m.total_bits_per_weight},
-            {"seconds", m.seconds}};
+            {"seconds", m.seconds}, {"transform", r.transform}};
 }
 
 std::string codec_list() {
@@ -88,13 +89,20 @@ void quantize(const QuantizeOpts& o, const CodecSpec& spec, const GlobalOptions&
         std::cout << j.dump(2) << "\n";
         return;
     }
-    Table t({"layer", "shape", "code bpw", "total bpw", "SQNR dB", "rel err", "out rel err", "time s"});
+    // The transform column only when the codec has one: its block follows each layer's width.
+    const bool transforms = std::any_of(result.layers.begin(), result.layers.end(),
+                                        [](const LayerResult& r) { return !r.transform.empty(); });
+    std::vector<std::string> head = {"layer", "shape", "code bpw", "total bpw", "SQNR dB", "rel err", "out rel err", "time s"};
+    if (transforms) head.push_back("transform");
+    Table t(head);
     for (const auto& r : result.layers) {
         const auto& info = model->layers().at(r.layer);
         const auto& m = r.metrics;
-        t.add({r.name, fmt_shape(info.out_features, info.in_features), fmt_num(m.code_bits_per_weight, 3),
+        std::vector<std::string> row = {r.name, fmt_shape(info.out_features, info.in_features), fmt_num(m.code_bits_per_weight, 3),
                fmt_num(m.total_bits_per_weight, 3), fmt_num(m.sqnr_db, 2), fmt_num(m.rel_fro_error, 4),
-               m.output_rel_error < 0 ? "-" : fmt_num(m.output_rel_error, 5), fmt_num(m.seconds, 3)});
+               m.output_rel_error < 0 ? "-" : fmt_num(m.output_rel_error, 5), fmt_num(m.seconds, 3)};
+        if (transforms) row.push_back(r.transform);
+        t.add(row);
     }
     std::cout << "codec " << spec.to_string() << ", " << result.layers.size() << " layers, "
               << fmt_num(result.total_bits_per_weight(), 3) << " total bits per weight\n\n"

@@ -14,7 +14,7 @@ struct LayerChoice {
     std::string spec;      // chosen candidate's spec; "fp16"/"fp32" for an excluded layer
     int candidate = -1;    // index in the layer's candidates; -1 for an excluded layer
     int64_t weights = 0;
-    int64_t bits = 0;      // total bits of this layer with that setting
+    int64_t bits = 0;      // total bits of this layer with that setting, without the shared parts it uses
     double bits_per_weight = 0;
     double cost = 0;       // the candidate's predicted cost; 0 for an excluded layer
     bool excluded = false;
@@ -27,7 +27,9 @@ struct Allocation {
     bool proven_optimal = false;  // no allocation within the budget has a lower predicted cost
     Budget budget;
     int64_t budget_bits = 0;      // the budget in whole bits: total_bits never exceeds it
-    int64_t total_bits = 0;
+    int64_t total_bits = 0;       // the layers' bits plus shared_bits
+    int64_t shared_bits = 0;      // parts stored once per model (AllocCandidate::shared_key), each paid once
+    std::vector<std::string> shared_keys;  // the shared parts the allocation uses, sorted
     int64_t total_weights = 0;
     double bits_per_weight = 0;   // total_bits / total_weights
     double bytes = 0;             // total_bits / 8

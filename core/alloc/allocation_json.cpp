@@ -128,6 +128,7 @@ void from_json(const json& j, std::vector<LayerChoice>& v) { read_array(j, v); }
 
 void to_json(json& j, const AllocCandidate& c) {
     j = {{"spec", c.spec}, {"bits_per_weight", c.bits_per_weight}, {"extra_bits", c.extra_bits}, {"cost", c.cost}};
+    if (!c.shared_key.empty()) j["shared_key"] = c.shared_key, j["shared_bits"] = c.shared_bits;
 }
 void from_json(const json& j, AllocCandidate& c) {
     c = {};
@@ -135,6 +136,8 @@ void from_json(const json& j, AllocCandidate& c) {
     field(j, "bits_per_weight", c.bits_per_weight);
     optional_field(j, "extra_bits", c.extra_bits);
     field(j, "cost", c.cost);
+    optional_field(j, "shared_key", c.shared_key);
+    optional_field(j, "shared_bits", c.shared_bits);
 }
 
 void to_json(json& j, const AllocLayer& l) {
@@ -260,6 +263,8 @@ void to_json(json& j, const Allocation& a) {
          {"gap", a.gap},
          {"lambda", a.lambda},
          {"resolution_bits", a.resolution_bits},
+         {"shared_bits", a.shared_bits},
+         {"shared_keys", a.shared_keys},
          {"layers", a.layers}};
 }
 void from_json(const json& j, Allocation& a) {
@@ -278,6 +283,8 @@ void from_json(const json& j, Allocation& a) {
     field(j, "gap", a.gap);
     field(j, "lambda", a.lambda);
     optional_field(j, "resolution_bits", a.resolution_bits);
+    optional_field(j, "shared_bits", a.shared_bits);
+    optional_field(j, "shared_keys", a.shared_keys);
     field(j, "layers", a.layers);
 }
 

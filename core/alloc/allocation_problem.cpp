@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <numeric>
 #include <unordered_map>
 
@@ -58,9 +59,65 @@ struct UnionFind {
 
 AllocationProblem::AllocationProblem(AllocationSpec spec, ProblemOptions options)
     : spec_(std::move(spec)), options_(options) {
+    if (has_shared_parts(spec_)) {
+        build_variants();
+        return;
+    }
     build_items();
     build_hulls();
     build_steps();
+    build_uniform();
+}
+
+void AllocationProblem::build_uniform() {
+    // A spec is a uniform setting when every item with a choice may take it; items without one keep theirs.
+    std::map<std::string, std::vector<int>> option_of;  // spec -> per item option, -1 = not allowed there
+    const int n = static_cast<int>(items_.size());
+    for (int i = 0; i < n; ++i) {
+        const Item& it = items_[i];
+        const Option* o = &options_list_[it.first_option];
+        for (const auto& [spec, bits] : item_specs_[i]) {
+            auto& v = option_of.try_emplace(spec, std::vector<int>(n, -1)).first->second;
+            int j = 0;  // the front option with the most bits not above the spec's: it costs no more
+            while (j + 1 < it.n_options && o[j + 1].bits <= bits) ++j;
+            v[i] = j;
+        }
+    }
+    for (auto& [spec, v] : option_of) {
+        bool ok = true;
+        for (int i = 0; i < n && ok; ++i) {
+            if (v[i] >= 0) continue;
+            if (items_[i].n_options == 1) v[i] = 0;
+            else ok = false;
+        }
+        if (!ok) continue;
+        uniform_specs_.push_back(spec);
+        uniform_option_.insert(uniform_option_.end(), v.begin(), v.end());
+    }
+    item_specs_.clear();
+    item_specs_.shrink_to_fit();
+}
+
+bool AllocationProblem::uniform_floor(std::vector<int>& choice, int64_t bits) const {
+    const size_t n = items_.size();
+    auto cost_of = [&](auto option) {
+        double c = 0;
+        for (size_t i = 0; i < n; ++i) c += options_list_[items_[i].first_option + option(i)].cost;
+        return c;
+    };
+    double best = cost_of([&](size_t i) { return choice[i]; });
+    int best_u = -1;
+    for (size_t u = 0; u < uniform_specs_.size(); ++u) {
+        const int* opt = &uniform_option_[u * n];
+        int64_t b = 0;
+        for (size_t i = 0; i < n; ++i) b += options_list_[items_[i].first_option + opt[i]].bits;
+        if (b > bits) continue;
+        const double c = cost_of([&](size_t i) { return opt[i]; });
+        if (c < best) best = c, best_u = static_cast<int>(u);
+    }
+    if (best_u < 0) return false;
+    choice.assign(uniform_option_.begin() + best_u * n, uniform_option_.begin() + (best_u + 1) * n);
+    return true;
 }
 
 void AllocationProblem::build_items() {
@@ -175,6 +232,7 @@ void AllocationProblem::build_items() {
         groups[group_at[r]].push_back(l);
     }
 
+    item_specs_.assign(groups.size(), {});
     item_of_layer_.assign(n, -1);
     member_pos_of_layer_.assign(n, -1);
     group_of_layer_.assign(n, -1);
@@ -267,6 +325,7 @@ void AllocationProblem::build_items() {
             }
             fail(gtext + " has no candidate common to all its members within their limits");
         }
+        for (const auto& r : raw) item_specs_[item_id].emplace_back(lead[r.order].spec, r.bits);
 
         // Keep the Pareto front: by bits ascending, each kept option strictly cheaper than every smaller one.
         std::sort(raw.begin(), raw.end(), [](const Raw& a, const Raw& b) {

@@ -8,7 +8,16 @@
 //   Allocation b = problem.solve_exact(Budget::bytes(60e6));          // proven optimal in the usual case
 //
 // Solving is const and allocates only its own scratch, so several threads may solve one problem at once.
+//
+// Shared parts (AllocCandidate::shared_key) make the cost of a layer depend on the others: a lift matrix is
+// paid by the first layer that uses it. With K keys the problem is solved as 2^K plain ones (K <= 8; beyond,
+// the subsets of at most two keys and all of them), one per set of keys paid up front, whose candidates are
+// those the set allows; the cheapest wins (shared_parts.cpp). Every solve is also never worse in predicted
+// cost than any uniform setting (one spec on every layer the constraints leave free) that fits the budget.
 #include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -93,6 +102,24 @@ private:
     LagrangianPoint lagrangian_point(int64_t budget_bits, bool fill) const;
     Allocation assemble(const Budget& budget, int64_t budget_bits, const std::vector<int>& option_of_item,
                         const char* solver) const;
+    // The plain solvers for a budget already in whole bits (the shared-part variants solve with less).
+    Allocation lagrangian_bits(const Budget& budget, int64_t bits, const LagrangianOptions& options) const;
+    Allocation exact_bits(const Budget& budget, int64_t bits, const ExactOptions& options) const;
+    // Replaces `choice` by the cheapest uniform setting that fits `bits` and costs less; true when it did.
+    bool uniform_floor(std::vector<int>& choice, int64_t bits) const;
+    void build_uniform();
+
+    // Shared parts (shared_parts.cpp). A variant is the plain problem in which the keys of `keys` are paid.
+    struct SharedVariant {
+        std::vector<std::string> keys;
+        int64_t bits = 0;  // their shared bits
+        std::shared_ptr<const AllocationProblem> problem;
+        std::vector<std::vector<int>> cand_of;  // per layer, variant candidate -> candidate of this problem
+    };
+    static bool has_shared_parts(const AllocationSpec& spec);
+    void build_variants();
+    using SolveVariant = std::function<Allocation(const AllocationProblem&, const Budget&, int64_t bits)>;
+    Allocation solve_shared(const Budget& budget, const SolveVariant& solve) const;
     [[noreturn]] void throw_infeasible(const Budget& budget, int64_t budget_bits) const;
 
     AllocationSpec spec_;
@@ -115,6 +142,14 @@ private:
     std::vector<char> pinned_layer_, excluded_layer_;
     std::vector<std::vector<int64_t>> cand_bits_;  // per layer, per candidate: total bits (rounded up)
     std::vector<int64_t> excluded_bits_;           // per layer: bits at full precision (excluded layers)
+    // Uniform settings: specs every item with a choice may take, and per spec and item the option that setting
+    // lands on (the spec itself or the front option that dominates it).
+    std::vector<std::string> uniform_specs_;
+    std::vector<int> uniform_option_;  // uniform_specs_.size() x items_.size()
+    std::vector<std::vector<std::pair<std::string, int64_t>>> item_specs_;  // build scratch: allowed spec, bits
+    std::vector<SharedVariant> variants_;  // empty when no candidate names a shared part
+    bool variants_complete_ = true;        // every subset of keys was tried (else no optimality proof)
+    std::map<std::string, int64_t> shared_key_bits_;
 };
 
 }  // namespace quench

@@ -33,9 +33,11 @@ void AllocationProblem::throw_infeasible(const Budget& budget, int64_t bits) con
                                                              : " bytes (" + num(bits / W) + " bits per weight)") +
                       " is below the least the candidates and constraints allow: " + num(min_bits_ / W) +
                       " bits per weight (" + num(min_bits_ / 8.0) + " bytes)";
-    const auto worst = std::max_element(items_.begin(), items_.end(),
+    // With shared parts the constraints live in the variant that pays for every part (built first).
+    const auto& items = variants_.empty() ? items_ : variants_.front().problem->items_;
+    const auto worst = std::max_element(items.begin(), items.end(),
                                         [](const Item& a, const Item& b) { return a.raised_bits < b.raised_bits; });
-    if (worst != items_.end() && worst->raised_bits > 0)
+    if (worst != items.end() && worst->raised_bits > 0)
         msg += "; the constraint that adds most is " + worst->raised_by + " (+" + std::to_string(worst->raised_bits) + " bits)";
     fail(msg);
 }

@@ -14,8 +14,13 @@ namespace quench {
 struct AllocCandidate {
     std::string spec;            // codec setting, canonical form: "rtn:b=4,g=64", "liftquant:D=19,d=8"
     double bits_per_weight = 0;  // total bits per weight as the codec reports it (codes + scales + ...)
-    double extra_bits = 0;       // bits not in bits_per_weight (a share of a shared codebook); 0 = ignored
+    double extra_bits = 0;       // per-layer bits not in bits_per_weight; 0 = none
     double cost = 0;             // predicted cost of this setting for this layer (its KL contribution)
+    // A part stored once per model however many layers use it (LiftQuant's lift matrix, QAM-W's codebook,
+    // LC-QAT's affine map): not in bits_per_weight; its shared_bits are paid once, by the first layer that takes
+    // a candidate naming this key. Every candidate naming one key must state the same shared_bits. "" = none.
+    std::string shared_key;
+    int64_t shared_bits = 0;
 };
 
 struct AllocLayer {

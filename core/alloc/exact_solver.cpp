@@ -65,11 +65,20 @@ double knapsack(const std::vector<FreeItem>& items, int64_t capacity, std::vecto
 
 Allocation AllocationProblem::solve_exact(const Budget& budget, const ExactOptions& options) const {
     if (options.max_dp_cells < 1) alloc_text::fail("max_dp_cells " + std::to_string(options.max_dp_cells) + " is below 1");
-    const int64_t bits = budget_bits(budget);
+    if (!variants_.empty())
+        return solve_shared(budget, [&](const AllocationProblem& p, const Budget& b, int64_t bits) {
+            return p.exact_bits(b, bits, options);
+        });
+    return exact_bits(budget, budget_bits(budget), options);
+}
+
+Allocation AllocationProblem::exact_bits(const Budget& budget, int64_t bits, const ExactOptions& options) const {
     if (bits < min_bits_) throw_infeasible(budget, bits);
     const LagrangianPoint p = lagrangian_point(bits, true);
 
-    auto finish = [&](const std::vector<int>& choice, bool proven, double lower_bound, int64_t unit) {
+    auto finish = [&](std::vector<int> choice, bool proven, double lower_bound, int64_t unit) {
+        // A coarsened DP step can miss a uniform setting that fits exactly; never return worse than one.
+        if (!proven) uniform_floor(choice, bits);
         Allocation a = assemble(budget, bits, choice, "exact");
         a.lambda = p.lambda;
         a.proven_optimal = proven;

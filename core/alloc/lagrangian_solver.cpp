@@ -59,9 +59,19 @@ AllocationProblem::LagrangianPoint AllocationProblem::lagrangian_point(int64_t b
 }
 
 Allocation AllocationProblem::solve_lagrangian(const Budget& budget, const LagrangianOptions& options) const {
-    const int64_t bits = budget_bits(budget);
+    if (!variants_.empty())
+        return solve_shared(budget, [&](const AllocationProblem& p, const Budget& b, int64_t bits) {
+            return p.lagrangian_bits(b, bits, options);
+        });
+    return lagrangian_bits(budget, budget_bits(budget), options);
+}
+
+Allocation AllocationProblem::lagrangian_bits(const Budget& budget, int64_t bits, const LagrangianOptions& options) const {
     if (bits < min_bits_) throw_infeasible(budget, bits);
-    const LagrangianPoint p = lagrangian_point(bits, options.fill);
+    LagrangianPoint p = lagrangian_point(bits, options.fill);
+    // Off a hull point the greedy fill can end above a setting no hull holds: a uniform one, say. (Without the
+    // fill the caller asked for the hull point itself.)
+    if (options.fill && !p.proven) uniform_floor(p.option_of_item, bits);
     Allocation a = assemble(budget, bits, p.option_of_item, "lagrangian");
     a.lambda = p.lambda;
     a.proven_optimal = p.proven;

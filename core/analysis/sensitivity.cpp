@@ -409,7 +409,15 @@ AllocationSpec to_allocation_spec(const Measurements& m, CostSource source) {
                 if (p->proxy_kl < 0) continue;
                 cost = p->proxy_kl;
             }
-            al.candidates.push_back({p->spec, p->bits_per_weight, 0.0, cost});
+            AllocCandidate c{p->spec, p->bits_per_weight, 0.0, cost};
+            // A part every layer with this setting shares is paid once by the allocator, not by each layer.
+            const int64_t shared = make_codec(p->spec)->estimate_bits(l.out_features, l.in_features).shared_bits;
+            if (shared > 0) {
+                c.shared_key = p->spec;
+                c.shared_bits = shared;
+                c.bits_per_weight = std::max(0.0, p->bits_per_weight - double(shared) / double(l.weights()));
+            }
+            al.candidates.push_back(std::move(c));
         }
         if (al.candidates.empty()) empty.push_back(l.name);
         spec.layers.push_back(std::move(al));

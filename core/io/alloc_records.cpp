@@ -164,6 +164,8 @@ void write_allocation(RunWriter& run, const Allocation& a, const AllocConstraint
                {"gap", a.gap},
                {"lambda", a.lambda},
                {"resolution_bits", a.resolution_bits},
+               {"shared_bits", a.shared_bits},
+               {"shared_parts", nlohmann::json(a.shared_keys).dump()},
                {"constraints", nlohmann::json(constraints).dump()}};
     run.write_table("allocation", t);
 }
@@ -187,6 +189,15 @@ Allocation read_allocation(const RunData& run) {
     a.gap = attr_real(t, "gap");
     a.lambda = attr_real(t, "lambda");
     a.resolution_bits = attr_int(t, "resolution_bits");
+    if (t.attrs.count("shared_bits")) {  // written since shared parts are paid once; 0 before
+        a.shared_bits = attr_int(t, "shared_bits");
+        const auto keys = nlohmann::json::parse(attr_text(t, "shared_parts"), nullptr, false);
+        if (!keys.is_array()) throw Error(t.where + ": attribute 'shared_parts': not a JSON array");
+        for (const auto& k : keys) {
+            if (!k.is_string()) throw Error(t.where + ": attribute 'shared_parts': not a list of strings");
+            a.shared_keys.push_back(k.get<std::string>());
+        }
+    }
     const auto& name = t.texts("name");
     const auto& codec = t.texts("codec");
     const auto& candidate = t.ints("candidate");

@@ -148,7 +148,9 @@ GgmlType gguf_type_for_bits(double bits) {
 }
 
 GgmlType gguf_type_for_codec(const std::string& codec_spec, int64_t rows, int64_t cols) {
-    return gguf_type_for_bits(make_codec(codec_spec)->estimate_bits(rows, cols).total_bits_per_weight);
+    // The layer's own bits: a part shared by every layer (a lift matrix) is stored once, not in each tensor.
+    const BitsEstimate e = make_codec(codec_spec)->estimate_bits(rows, cols);
+    return gguf_type_for_bits(e.total_bits_per_weight - double(e.shared_bits) / (double(rows) * double(cols)));
 }
 
 uint32_t gguf_file_type(GgmlType t) {

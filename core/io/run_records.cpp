@@ -213,12 +213,13 @@ std::vector<DataProvenance> read_data_provenance(const RunData& run) {
 
 void write_quantize_result(RunWriter& run, const QuantizeResult& r, bool with_tensors) {
     std::vector<int64_t> index;
-    std::vector<std::string> names, codecs;
+    std::vector<std::string> names, codecs, transforms;
     std::vector<double> mse, rel, sqnr, out_rel, code_bits, total_bits, seconds;
     for (const auto& l : r.layers) {
         index.push_back(static_cast<int64_t>(l.layer));
         names.push_back(l.name);
         codecs.push_back(l.spec.to_string());
+        transforms.push_back(l.transform);
         mse.push_back(l.metrics.weight_mse);
         rel.push_back(l.metrics.rel_fro_error);
         sqnr.push_back(l.metrics.sqnr_db);
@@ -231,7 +232,7 @@ void write_quantize_result(RunWriter& run, const QuantizeResult& r, bool with_te
     t.add("layer", index).add("name", names).add("codec", codecs);
     t.add("weight_mse", mse).add("rel_fro_error", rel).add("sqnr_db", sqnr, "dB").add("output_rel_error", out_rel);
     t.add("code_bits_per_weight", code_bits, "bits").add("total_bits_per_weight", total_bits, "bits");
-    t.add("seconds", seconds, "s");
+    t.add("seconds", seconds, "s").add("transform", transforms);
     t.attrs = {{"total_bits_per_weight", r.total_bits_per_weight()}, {"seconds", r.seconds}};
     run.write_table("layers", t);
     if (!with_tensors) return;
@@ -260,6 +261,7 @@ std::vector<LayerResult> read_layer_results(const RunData& run) {
         l.metrics.code_bits_per_weight = t.reals("code_bits_per_weight")[i];
         l.metrics.total_bits_per_weight = t.reals("total_bits_per_weight")[i];
         l.metrics.seconds = t.reals("seconds")[i];
+        if (t.has("transform")) l.transform = t.texts("transform")[i];  // recorded since the widths vary
         out.push_back(std::move(l));
     }
     return out;

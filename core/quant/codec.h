@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 
 #include "quant/quantized_tensor.h"
 
@@ -25,7 +26,10 @@ struct QuantizeContext {
 
 struct BitsEstimate {
     double code_bits_per_weight = 0;
-    double total_bits_per_weight = 0;
+    double total_bits_per_weight = 0;  // of this weight alone: every part, shared ones included
+    // Bits of the parts stored once per model for every layer with this setting (LiftQuant's M, QAM-W's
+    // codebook, LC-QAT's A and b); in total_bits_per_weight, counted once in a model's total.
+    int64_t shared_bits = 0;
 };
 
 class Codec {
@@ -39,6 +43,9 @@ public:
     // Bits a [rows, cols] weight will cost, without quantizing (allocation, GUI forms, export estimates).
     // Throws quench::Error when the shape is unsupported (e.g. a group size that does not divide cols).
     virtual BitsEstimate estimate_bits(int64_t rows, int64_t cols) const = 0;
+    // The transform this setting chose for a [rows, cols] weight, for the run record and the tables: the block
+    // Hadamard sizes follow the widths ("hadamard 64 x 128" for LC-QAT's input and output sides). "" for none.
+    virtual std::string transform_note(int64_t rows, int64_t cols) const { return {}; }
     // W: [rows, cols] fp32 CPU. Deterministic for a given spec, W, calibration and seed.
     virtual QuantizedTensor quantize(const at::Tensor& W, const QuantizeContext& ctx) const = 0;
     // Reconstructs the fp32 weight from q's parts only.

@@ -73,7 +73,13 @@ public:
         lcqat_blocks(spec(), rows, cols);
         const PartBits p = part_bits(rows, cols);
         const double n = static_cast<double>(rows * cols);
-        return {p.codes / n, (p.codes + p.su + p.sv + p.A + p.b) / n};
+        return {p.codes / n, (p.codes + p.su + p.sv + p.A + p.b) / n, p.A + p.b};
+    }
+
+    std::string transform_note(int64_t rows, int64_t cols) const override {
+        const LcqatBlocks b = lcqat_blocks(spec(), rows, cols);
+        if (b.in == 1 && b.out == 1) return {};
+        return "hadamard in " + std::to_string(b.in) + ", out " + std::to_string(b.out);
     }
 
     QuantizedTensor quantize(const at::Tensor& W0, const QuantizeContext& ctx) const override;

@@ -67,7 +67,11 @@ public:
         const int64_t bits =
             code_bits(rows, cols) + rows * 16 + d_ * D_ * 16 + (had_ ? cols : 0) + (awq_ ? cols * 16 : 0);
         const double n = static_cast<double>(rows * cols);
-        return {static_cast<double>(code_bits(rows, cols)) / n, static_cast<double>(bits) / n};
+        return {static_cast<double>(code_bits(rows, cols)) / n, static_cast<double>(bits) / n, d_ * D_ * 16};
+    }
+
+    std::string transform_note(int64_t rows, int64_t cols) const override {
+        return had_ ? "hadamard " + std::to_string(hadamard_block(cols)) : std::string();
     }
 
     QuantizedTensor quantize(const at::Tensor& W, const QuantizeContext& ctx) const override {

@@ -52,6 +52,20 @@ std::vector<std::string> refused_layers(const LayerRegistry& layers, const std::
     return out;
 }
 
+PlanBits estimate_plan_bits(const LayerRegistry& layers, const std::vector<LayerPlan>& plan) {
+    PlanBits out;
+    std::set<std::string> shared_seen;
+    for (const auto& p : plan) {
+        const auto& info = layers.at(p.layer);
+        const BitsEstimate e = make_codec(p.spec)->estimate_bits(info.out_features, info.in_features);
+        const double n = double(info.out_features) * double(info.in_features);
+        out.bits += e.total_bits_per_weight * n;
+        if (e.shared_bits > 0 && !shared_seen.insert(p.spec.to_string()).second) out.bits -= double(e.shared_bits);
+        out.weights += info.out_features * info.in_features;
+    }
+    return out;
+}
+
 std::string refusal_text(const std::vector<std::string>& refused, std::size_t planned) {
     constexpr std::size_t kNamed = 4;
     std::string text = std::to_string(refused.size()) + " of " + std::to_string(planned) +
@@ -123,7 +137,7 @@ QuantizeResult quantize_model_layers(LlamaModel& model, const std::vector<LayerP
             m.total_bits_per_weight = q.total_bits_per_weight();
             m.seconds = secs;
             model.replace_weight(l, wq);
-            result.layers.push_back({l, info.name, plan[k].spec, m});
+            result.layers.push_back({l, info.name, plan[k].spec, m, codecs[k]->transform_note(info.out_features, info.in_features)});
             result.tensors.emplace(l, std::move(q));
             prog.report(static_cast<double>(k + 1) / plan.size(), "quantizing " + info.name);
         }

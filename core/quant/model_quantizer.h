@@ -34,6 +34,7 @@ struct LayerResult {
     std::string name;
     CodecSpec spec;
     LayerMetrics metrics;
+    std::string transform;  // Codec::transform_note for this layer's shape ("hadamard 64"); "" for none
 };
 
 struct QuantizeResult {
@@ -54,6 +55,15 @@ class LayerRegistry;
 // Every planned layer whose shape its setting cannot take, as "name (the codec's reason)", in plan order;
 // empty when all fit. The CLI, the quantizer and the GUI's bits estimate say all of them before running.
 std::vector<std::string> refused_layers(const LayerRegistry& layers, const std::vector<LayerPlan>& plan);
+// The bits a plan will cost, without quantizing: every layer's parts, each shared part (a lift matrix, a
+// codebook) once per setting, exactly as QuantizeResult::total_bits_per_weight() counts the result. The one
+// definition of bits every estimate, run, allocation and export uses. Throws for a refused layer.
+struct PlanBits {
+    double bits = 0;
+    int64_t weights = 0;
+    double bits_per_weight() const { return weights > 0 ? bits / double(weights) : 0.0; }
+};
+PlanBits estimate_plan_bits(const LayerRegistry& layers, const std::vector<LayerPlan>& plan);
 // "N of M layers cannot take their setting: a (why); b (why); ... and K more": the first four named.
 std::string refusal_text(const std::vector<std::string>& refused, std::size_t planned);
 

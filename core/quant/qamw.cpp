@@ -56,7 +56,11 @@ public:
         double total = code + 16.0 * rows + static_cast<double>(shared_bits());
         if (act_scale_) total += 16.0 * cols;
         if (signs_) total += 64;
-        return {code / n, total / n};
+        return {code / n, total / n, shared_bits()};
+    }
+
+    std::string transform_note(int64_t rows, int64_t cols) const override {
+        return "hadamard " + std::to_string(qamw_block(spec(), cols));
     }
 
     QuantizedTensor quantize(const at::Tensor& W, const QuantizeContext& ctx) const override {

@@ -50,6 +50,8 @@ TEST(CliRealShapes, EveryDefaultCodecQuantizesSmolLM2sLayers) {
             // The bits each layer reports are exactly what the codec charges for that shape.
             EXPECT_DOUBLE_EQ(l["total_bpw"].get<double>(), codec->estimate_bits(rows, cols).total_bits_per_weight)
                 << t.name << " " << l["layer"];
+            // The transform each layer got is the one its width allows, reported per layer.
+            EXPECT_EQ(l["transform"], codec->transform_note(rows, cols)) << t.name << " " << l["layer"];
             // ParetoQ's PTQ init (alpha = max|w| per row, SEQ levels at 0.25 and 0.75 alpha) puts every
             // ordinary weight of a row with outlier columns on +-0.25 max|w|: output errors of 2.5-8 here. It
             // is the reference's QAT starting point, not a usable PTQ setting on such rows (issue 24).

@@ -30,6 +30,7 @@
 #include "model/synthetic.h"
 #include "support/errors.h"
 #include "support/test_paths.h"
+#include "support/tiny_model.h"
 
 using namespace quench;
 using quench::test::error_of;
@@ -591,6 +592,9 @@ TEST(GgufTypes, NearestTypeByBitsAndCodecs) {
     EXPECT_EQ(gguf_type_for_codec("rtn:b=4,g=128", 256, 1024), GgmlType::Q4_K);
     EXPECT_EQ(gguf_type_for_codec("rtn:b=2,g=64", 256, 1024), GgmlType::Q2_K);
     EXPECT_EQ(gguf_type_for_codec("rtn:b=8,g=128", 256, 1024), GgmlType::Q8_0);
+    // A small LiftQuant layer: 2.5 code bits + 16/64 for its row scales = 2.75 bits; its share of the lift matrix
+    // (2560 bits, 1.25 bits per weight of a 32 x 64 layer) is stored once per model, not in this tensor.
+    EXPECT_EQ(gguf_type_for_codec("liftquant:D=20,d=8", 32, 64), GgmlType::Q2_K);
     EXPECT_EQ(gguf_file_type(GgmlType::Q8_0), 7u);  // llama.h LLAMA_FTYPE_MOSTLY_Q8_0
     EXPECT_EQ(gguf_file_type(GgmlType::Q4_K), 14u);  // LLAMA_FTYPE_MOSTLY_Q4_K_S
     EXPECT_EQ(gguf_file_type(GgmlType::Q6_K), 18u);
@@ -774,6 +778,31 @@ TEST(GgufExport, FallbacksAreReportedAndFileTypeFollowsTheDominantType) {
     EXPECT_EQ(rep.file_type, 8u);  // LLAMA_FTYPE_MOSTLY_Q5_0
     GgufReader r(dir.file("ts.gguf"));
     EXPECT_EQ(r.tensor("blk.0.ffn_down.weight").type, GgmlType::Q5_0);
+}
+
+// A width no ggml block divides (a 330-wide MLP: down_proj rows of 330): that tensor falls back per tensor to
+// F16, the report says which and why, and the file holds its exact fp16 rounding; the others keep the type.
+TEST(GgufExport, ARowNoBlockDividesFallsBackToF16WithItsReason) {
+    ScratchDir dir;
+    const std::string src = quench::test::write_tiny_llama(dir.path(), "w330", 128, 330);
+    std::filesystem::copy_file(quench::test::real_model_dir() + "/tokenizer.json", src + "/tokenizer.json");
+    const auto model = LlamaModel::load(src);
+    GgufExportOptions opt;
+    opt.default_type = GgmlType::Q4_0;
+    const GgufExportReport rep = export_gguf(*model, dir.file("w330.gguf"), opt);
+    std::vector<std::string> fell;
+    for (const GgufFallback& f : rep.fallbacks) {
+        if (f.requested != GgmlType::Q4_0) continue;  // the norms' F32 entries
+        fell.push_back(f.tensor);
+        EXPECT_EQ(f.used, GgmlType::F16) << f.tensor;  // Q8_0's blocks of 32 do not divide 330 either
+        EXPECT_EQ(f.reason, "row length 330 is not a multiple of 32") << f.tensor;
+    }
+    EXPECT_EQ(fell, (std::vector<std::string>{"blk.0.ffn_down.weight", "blk.1.ffn_down.weight"}));
+    GgufReader r(dir.file("w330.gguf"));
+    EXPECT_EQ(r.tensor("blk.0.ffn_up.weight").type, GgmlType::Q4_0);
+    ASSERT_EQ(r.tensor("blk.1.ffn_down.weight").type, GgmlType::F16);
+    const at::Tensor down = model->checkpoint().tensor_f32("model.layers.1.mlp.down_proj.weight");
+    EXPECT_TRUE(torch::equal(gguf_weight_as_hf(r, "blk.1.ffn_down.weight", 0), down.to(torch::kHalf).to(torch::kFloat)));
 }
 
 TEST(GgufExport, RopeScalingKeysAndLlama3Factors) {

@@ -164,6 +164,7 @@ TEST(RunRecords, QuantizeResultAndTensorsRoundTrip) {
         EXPECT_EQ(b.metrics.code_bits_per_weight, 3.0);
         EXPECT_EQ(b.metrics.total_bits_per_weight, a.metrics.total_bits_per_weight);
         EXPECT_EQ(b.metrics.seconds, a.metrics.seconds);
+        EXPECT_EQ(b.transform, "");  // RTN has no transform
     }
     EXPECT_EQ(std::get<double>(run.table("layers").attrs.at("total_bits_per_weight")), r.total_bits_per_weight());
     EXPECT_EQ(run.table("layers").column("sqnr_db").units, "dB");

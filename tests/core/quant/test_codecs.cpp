@@ -248,6 +248,9 @@ TEST_P(EveryCodecOnRealShapes, QuantizesEveryWidth) {
             const BitsEstimate est = codec->estimate_bits(shape.rows, shape.cols);
             EXPECT_NEAR(est.total_bits_per_weight, q.total_bits_per_weight(), 1e-12) << where;
             EXPECT_NEAR(est.code_bits_per_weight, q.code_bits_per_weight(), 1e-12) << where;
+            int64_t shared = 0;  // the estimate names exactly the parts every layer with this setting shares
+            for (const auto& p : q.parts) shared += p.shared ? p.bits : 0;
+            EXPECT_EQ(est.shared_bits, shared) << where;
             EXPECT_TRUE(torch::equal(codec->dequantize(through_file(q, dir.file("q.safetensors"))), wq)) << where;
             if (kernel_family(q.spec) == KernelFamily::None) continue;
             const KernelView v = kernel_view(q);
@@ -269,3 +272,14 @@ INSTANTIATE_TEST_SUITE_P(Registry, EveryCodec, ::testing::ValuesIn(all_cases()),
         if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
     return n;
 });
+
+// The block Hadamard follows each width, and the record says which block a layer got.
+TEST(CodecTransformNote, NamesTheBlockEachWidthGets) {
+    EXPECT_EQ(make_codec("lcqat:b=2")->transform_note(576, 1536), "hadamard in 128, out 64");
+    EXPECT_EQ(make_codec("lcqat:b=2,had=0")->transform_note(576, 1536), "");
+    EXPECT_EQ(make_codec("qamw:k=8")->transform_note(4864, 896), "hadamard 128");
+    EXPECT_EQ(make_codec("qamw:k=8")->transform_note(576, 576), "hadamard 64");
+    EXPECT_EQ(make_codec("liftquant:D=20,d=8,had")->transform_note(64, 172), "hadamard 4");
+    EXPECT_EQ(make_codec("liftquant:D=20,d=8,had=0")->transform_note(64, 172), "");
+    EXPECT_EQ(make_codec("rtn:b=4")->transform_note(576, 576), "");
+}

@@ -84,6 +84,28 @@ TEST(ModelQuantizer, MoreBitsLowerKlAndMetricsMatchTheWeights) {
     EXPECT_NEAR(mean_kl(*m), 0.0, 1e-9);
 }
 
+// One definition of bits: the estimate before a run (the GUI's Method pane, the allocator) is the count of the
+// run, a shared part (LiftQuant's fp16 lift matrix, QAM-W's codebook) once for every layer that uses it.
+TEST(ModelQuantizer, PlanEstimateCountsSharedPartsOnceLikeTheRun) {
+    auto m = LlamaModel::load(test::real_model_dir());
+    const auto layers = m->layers().select_glob("model.layers.*");
+    for (const char* spec : {"liftquant:D=20,d=8,had", "qamw:k=8", "rtn:b=3,g=32"}) {
+        const auto plan = uniform_plan(layers, CodecSpec::parse(spec));
+        const PlanBits est = estimate_plan_bits(m->layers(), plan);
+        const auto r = quantize_model_layers(*m, plan, data().calib, options());
+        m->restore_all();
+        int64_t weights = 0;
+        for (std::size_t l : layers) weights += m->layers().at(l).params();
+        EXPECT_EQ(est.weights, weights);
+        EXPECT_NEAR(est.bits_per_weight(), r.total_bits_per_weight(), 1e-12) << spec;
+        // Counted per layer instead, the shared part would be paid 14 times.
+        const int64_t shared = make_codec(spec)->estimate_bits(128, 128).shared_bits;
+        double per_layer = 0;
+        for (const auto& l : r.layers) per_layer += l.metrics.total_bits_per_weight * double(m->layers().at(l.layer).params());
+        EXPECT_NEAR(per_layer - est.bits, double(shared) * (layers.size() - 1), 1e-6) << spec;
+    }
+}
+
 TEST(ModelQuantizer, SmallStatsBudgetGivesTheSameResultInSeveralPasses) {
     auto a = LlamaModel::load(test::real_model_dir());
     auto b = LlamaModel::load(test::real_model_dir());
