@@ -10,9 +10,9 @@
 #include "alloc_options.h"
 #include "analysis/sensitivity.h"
 #include "commands.h"
+#include "common/atomic_file.h"
 #include "common/error.h"
 #include "io/alloc_records.h"
-#include "io/atomic_file.h"
 #include "output.h"
 #include "run_recording.h"
 

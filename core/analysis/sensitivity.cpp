@@ -13,9 +13,10 @@
 #include "analysis/layer_capture.h"
 #include "analysis/layer_metrics.h"
 #include "analysis/model_eval.h"
+#include "common/atomic_file.h"
 #include "common/error.h"
+#include "common/hash.h"
 #include "common/json_file.h"
-#include "io/atomic_file.h"
 #include "jobs/progress.h"
 #include "model/llama_model.h"
 #include "quant/codec.h"
@@ -27,9 +28,12 @@ namespace {
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 uint64_t token_hash(const std::vector<int32_t>& t) {
-    uint64_t h = 1469598103934665603ull;
-    for (int32_t v : t)
-        for (int b = 0; b < 4; ++b) h = (h ^ ((static_cast<uint32_t>(v) >> (8 * b)) & 0xff)) * 1099511628211ull;
+    uint64_t h = kFnv1aOffset;
+    for (int32_t v : t) {
+        const auto u = static_cast<uint32_t>(v);  // little-endian bytes on every platform
+        const uint8_t bytes[4] = {uint8_t(u), uint8_t(u >> 8), uint8_t(u >> 16), uint8_t(u >> 24)};
+        h = fnv1a(h, bytes, 4);
+    }
     return h;
 }
 
@@ -485,11 +489,6 @@ struct Reader {
     }
 };
 
-std::string hex(uint64_t h) {
-    char buf[17];
-    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
-    return buf;
-}
 
 }  // namespace
 
@@ -498,8 +497,8 @@ nlohmann::json Measurements::to_json() const {
     j["format"] = "quench.sensitivity";
     j["version"] = 1;
     const auto& s = settings_;
-    j["settings"] = {{"model", s.model},   {"calib_tokens", s.calib_tokens}, {"calib_hash", hex(s.calib_hash)},
-                     {"kl_tokens", s.kl_tokens}, {"kl_hash", hex(s.kl_hash)}, {"ctx", s.ctx},
+    j["settings"] = {{"model", s.model},   {"calib_tokens", s.calib_tokens}, {"calib_hash", hex64(s.calib_hash)},
+                     {"kl_tokens", s.kl_tokens}, {"kl_hash", hex64(s.kl_hash)}, {"ctx", s.ctx},
                      {"sample_rows", s.sample_rows}, {"seed", s.seed}};
     if (!settings_set_) j.erase("settings");
     j["proxy"] = {{"points", proxy_points_}};

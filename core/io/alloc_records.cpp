@@ -8,6 +8,7 @@
 #include "alloc/allocation_json.h"
 #include "analysis/sensitivity.h"
 #include "common/error.h"
+#include "common/hash.h"
 
 namespace quench {
 namespace {
@@ -33,11 +34,6 @@ std::string attr_text(const Table& t, const std::string& name) {
     throw Error(t.where + ": attribute '" + name + "': expected text");
 }
 // 64-bit hashes and seeds are stored as hex text: HDF5 readers without unsigned support read them intact.
-std::string hex(uint64_t h) {
-    char buf[17];
-    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
-    return buf;
-}
 uint64_t attr_hex(const Table& t, const std::string& name) {
     const std::string s = attr_text(t, name);
     std::size_t n = 0;
@@ -78,9 +74,9 @@ void write_measurements(RunWriter& run, const Measurements& m) {
     layers.add("name", name).add("kind", kind).add("block", block).add("out_features", out_f).add("in_features", in_f);
     layers.add("proxy_factor", factor).add("proxy_factor_global", global);
     const auto& s = m.settings();
-    layers.attrs = {{"model", s.model},         {"calib_tokens", s.calib_tokens}, {"calib_hash", hex(s.calib_hash)},
-                    {"kl_tokens", s.kl_tokens}, {"kl_hash", hex(s.kl_hash)},      {"ctx", s.ctx},
-                    {"sample_rows", s.sample_rows}, {"seed", hex(s.seed)},     {"proxy_points", m.proxy_points()}};
+    layers.attrs = {{"model", s.model},         {"calib_tokens", s.calib_tokens}, {"calib_hash", hex64(s.calib_hash)},
+                    {"kl_tokens", s.kl_tokens}, {"kl_hash", hex64(s.kl_hash)},      {"ctx", s.ctx},
+                    {"sample_rows", s.sample_rows}, {"seed", hex64(s.seed)},     {"proxy_points", m.proxy_points()}};
     if (std::isfinite(m.proxy_spearman())) layers.attrs["proxy_spearman"] = m.proxy_spearman();
     rd.add("name", rd_name).add("codec", codec).add("available", available).add("error", error);
     rd.add("total_bits_per_weight", bits, "bits").add("code_bits_per_weight", code_bits, "bits");

@@ -3,8 +3,8 @@
 #include <cstring>
 #include <limits>
 
+#include "common/atomic_file.h"
 #include "common/error.h"
-#include "io/atomic_file.h"
 #include "jobs/progress.h"
 
 namespace quench {

@@ -5,8 +5,8 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
+#include "common/atomic_file.h"
 #include "common/error.h"
-#include "io/atomic_file.h"
 #include "jobs/progress.h"
 #include "model/llama_model.h"
 

@@ -7,8 +7,9 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "common/atomic_file.h"
 #include "common/error.h"
-#include "io/atomic_file.h"
+#include "common/hash.h"
 #include "jobs/progress.h"
 #include "model/llama_model.h"
 #include "quant/codec.h"
@@ -19,21 +20,13 @@ using nlohmann::json;
 
 namespace {
 
-// FNV-1a 64: names a shared part by its content, so equal tables share one name across layers and runs.
-uint64_t fnv1a(uint64_t h, const void* data, std::size_t n) {
-    const auto* p = static_cast<const uint8_t*>(data);
-    for (std::size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 1099511628211ull;
-    return h;
-}
-
+// Names a shared part by its content (FNV-1a 64), so equal tables share one name across layers and runs.
 std::string shared_tensor_name(const std::string& spec, const QuantPart& part, const at::Tensor& data) {
-    uint64_t h = 1469598103934665603ull;
+    uint64_t h = kFnv1aOffset;
     h = fnv1a(h, spec.data(), spec.size() + 1);  // the terminating NUL separates the fields
     h = fnv1a(h, part.name.data(), part.name.size() + 1);
     h = fnv1a(h, data.data_ptr(), data.nbytes());
-    char hex[17];
-    std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
-    return std::string(kPackedSharedPrefix) + hex + "." + part.name;
+    return std::string(kPackedSharedPrefix) + hex64(h) + "." + part.name;
 }
 
 bool same_bytes(const at::Tensor& a, const at::Tensor& b) {

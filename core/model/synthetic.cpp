@@ -5,8 +5,8 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "common/atomic_file.h"
 #include "common/error.h"
-#include "io/atomic_file.h"
 #include "io/safetensors_writer.h"
 #include "jobs/progress.h"
 #include "model/hf_pipeline.h"

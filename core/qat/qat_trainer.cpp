@@ -10,8 +10,9 @@
 #include <memory>
 #include <sstream>
 
+#include "common/atomic_file.h"
 #include "common/error.h"
-#include "io/atomic_file.h"
+#include "common/hash.h"
 #include "jobs/progress.h"
 #include "model/llama_model.h"
 #include "quant/codec.h"
@@ -22,13 +23,6 @@ namespace {
 constexpr int64_t kCheckpointVersion = 1;
 constexpr double kPi = 3.14159265358979323846;
 const char* const kCheckpointName = "qat-checkpoint.pt";
-
-uint64_t splitmix64(uint64_t& s) {
-    uint64_t z = (s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
 
 // The training windows in a seeded order, reshuffled every epoch (Fisher-Yates over splitmix64, so the
 // order is the same on every platform and needs no generator state in checkpoints).
@@ -43,7 +37,7 @@ public:
             uint64_t s = seed_ * 1000003ull + static_cast<uint64_t>(epoch);
             for (int64_t i = n_ - 1; i > 0; --i)
                 std::swap(perm_[static_cast<std::size_t>(i)],
-                          perm_[static_cast<std::size_t>(splitmix64(s) % static_cast<uint64_t>(i + 1))]);
+                          perm_[static_cast<std::size_t>(splitmix64_next(s) % static_cast<uint64_t>(i + 1))]);
             epoch_ = epoch;
         }
         return perm_[static_cast<std::size_t>(k % n_)];

@@ -21,8 +21,9 @@
 #include <tuple>
 #include <vector>
 
+#include "common/atomic_file.h"
 #include "common/error.h"
-#include "io/atomic_file.h"
+#include "common/hash.h"
 #include "jobs/progress.h"
 
 namespace quench {
@@ -37,13 +38,6 @@ void check_dims(int64_t D, int64_t d) {
     if (D > kMaxD) throw Error("liftquant: D must be at most 32 " + dims);
     if (D - d > kMaxGap)
         throw Error("liftquant: D - d must be at most 20, the search tries 2^(D-d) candidates per vector " + dims);
-}
-
-uint64_t splitmix64(uint64_t x) {
-    x += 0x9E3779B97F4A7C15ull;
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-    return x ^ (x >> 31);
 }
 
 at::Generator generator(uint64_t seed) { return at::make_generator<at::CPUGeneratorImpl>(splitmix64(seed)); }
@@ -177,11 +171,6 @@ double mse_on(const at::Tensor& M, const at::Tensor& samples) {
     return (samples - y.matmul(M.t())).square().mean().item<double>();
 }
 
-std::string hex(uint64_t v) {
-    char buf[17];
-    std::snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(v));
-    return buf;
-}
 
 // The cache file names its recipe, so a changed recipe never reads a stale matrix.
 uint64_t recipe_hash(const LiftTrainOptions& o) {
@@ -376,7 +365,7 @@ at::Tensor lift_matrix(int64_t D, int64_t d, uint64_t seed, const LiftTrainOptio
     std::filesystem::path file;
     if (const auto dir = cache_dir(); !dir.empty())
         file = dir / ("liftquant-M-D" + std::to_string(D) + "-d" + std::to_string(d) + "-seed" + std::to_string(seed) +
-                      "-" + hex(recipe) + ".bin");
+                      "-" + hex64(recipe) + ".bin");
     at::Tensor M = file.empty() ? at::Tensor() : read_cached(file, D, d);
     if (!M.defined()) {
         M = train_lift_matrix(D, d, seed, options, progress);

@@ -7,6 +7,7 @@
 #include <set>
 
 #include "common/error.h"
+#include "common/hash.h"
 #include "jobs/progress.h"
 #include "model/llama_model.h"
 #include "quant/codec.h"
@@ -15,9 +16,7 @@ namespace quench {
 
 // FNV-1a: a stable per-layer seed so results don't depend on plan order or platform.
 uint64_t layer_seed(uint64_t seed, const std::string& name) {
-    uint64_t h = 1469598103934665603ull ^ seed;
-    for (unsigned char c : name) h = (h ^ c) * 1099511628211ull;
-    return h;
+    return fnv1a(kFnv1aOffset ^ seed, name.data(), name.size());
 }
 
 std::vector<LayerPlan> uniform_plan(const std::vector<std::size_t>& layers, const CodecSpec& spec) {

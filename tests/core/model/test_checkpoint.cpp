@@ -10,8 +10,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "common/atomic_file.h"
 #include "common/error.h"
-#include "io/atomic_file.h"
 #include "io/safetensors_writer.h"
 #include "model/checkpoint.h"
 #include "support/test_paths.h"

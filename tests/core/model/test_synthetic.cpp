@@ -7,8 +7,8 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "common/atomic_file.h"
 #include "common/error.h"
-#include "io/atomic_file.h"
 #include "io/safetensors_writer.h"
 #include "model/llama_model.h"
 #include "model/synthetic.h"

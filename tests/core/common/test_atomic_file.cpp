@@ -9,8 +9,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "common/atomic_file.h"
 #include "common/error.h"
-#include "io/atomic_file.h"
 #include "support/test_paths.h"
 
 using namespace quench;
