@@ -119,7 +119,7 @@ Command add_export_command(CLI::App& app, const GlobalOptions& g) {
     sub->add_option("--dtype", o->dtype, "hf: f16 or bf16")->check(CLI::IsMember({"f16", "bf16"}));
     sub->add_option("--type", o->type, "gguf: type of every weight (default: nearest to each layer's codec, else f16)");
     sub->add_option("--tensor-type", o->tensor_types, "gguf: NAME=TYPE for one tensor (GGUF name, e.g. output.weight=q6_k)");
-    sub->add_flag("--replace", o->replace, "Replace an earlier export in --out");
+    sub->add_flag("--replace", o->replace, "Replace an earlier export (or, for gguf, an existing file) at --out");
     return {sub, [o, &g] {
                 StderrProgress progress(g.quiet || g.json);
                 const Source src = parse_source(o->source);
@@ -142,7 +142,9 @@ Command add_export_command(CLI::App& app, const GlobalOptions& g) {
                               {"quantized_tensors", r.quantized_tensors}, {"copied_tensors", r.copied_tensors},
                               {"total_bpw", r.total_bits_per_weight()}});
                 } else if (o->format == "gguf") {
-                    const auto r = export_gguf(*m.model, o->out, gguf_options(m, o->type, o->tensor_types), &progress);
+                    GgufExportOptions go = gguf_options(m, o->type, o->tensor_types);
+                    go.replace = o->replace;
+                    const auto r = export_gguf(*m.model, o->out, go, &progress);
                     j.update({{"bytes", r.file_bytes}, {"tensors", r.tensors.size()}, {"file_type", r.file_type},
                               {"tokenizer", r.tokenizer_model}});
                     for (const auto& f : r.fallbacks)

@@ -297,6 +297,9 @@ GgufExportReport export_gguf(const LlamaModel& model, const std::string& path, c
     ProgressSink& p = progress ? *progress : null_progress();
     const ModelConfig& c = model.config();
     const std::string dir = model.dir();
+    if (!options.replace && std::filesystem::exists(path))
+        throw Error(path + ": already exists; choose another file, or replace it (--replace, or Replace in the dialog)");
+    if (std::filesystem::is_directory(path)) throw Error(path + ": is a directory; a GGUF export is one file");
     if (c.attention_bias)
         throw Error(dir + "/config.json: " + c.architecture +
                     " has q/k/v biases; GGUF export covers the llama architecture only (no biases)");

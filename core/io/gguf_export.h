@@ -24,6 +24,9 @@ struct GgufExportOptions {
     uint32_t alignment = 32;
     // false: quantize on the calling thread only (LibTorch's OpenMP pool cannot run in a forked child).
     bool use_threads = true;
+    // An existing file at the path is refused (naming it) unless this is set; the file is written under a
+    // temporary name and renamed into place either way, so a failed export never leaves half a file.
+    bool replace = false;
 };
 
 struct GgufTensorRecord {

@@ -805,6 +805,23 @@ TEST(GgufExport, ARowNoBlockDividesFallsBackToF16WithItsReason) {
     EXPECT_TRUE(torch::equal(gguf_weight_as_hf(r, "blk.1.ffn_down.weight", 0), down.to(torch::kHalf).to(torch::kFloat)));
 }
 
+// An existing file is never overwritten silently: refused naming the path, replaced only when asked.
+TEST(GgufExport, AnExistingFileIsRefusedUnlessReplaceIsSet) {
+    ScratchDir dir;
+    const auto model = LlamaModel::load(quench::test::real_model_dir());
+    const std::string path = dir.file("ts.gguf");
+    { std::ofstream(path) << "the user's own file"; }
+    EXPECT_EQ(error_of([&] { export_gguf(*model, path); }),
+              path + ": already exists; choose another file, or replace it (--replace, or Replace in the dialog)");
+    std::ifstream kept(path);
+    EXPECT_EQ(std::string(std::istreambuf_iterator<char>(kept), {}), "the user's own file");
+    GgufExportOptions opt;
+    opt.replace = true;
+    export_gguf(*model, path, opt);
+    EXPECT_EQ(GgufReader(path).tensor("blk.0.ffn_down.weight").type, GgmlType::F16);
+    EXPECT_NE(error_of([&] { export_gguf(*model, dir.path().string(), opt); }).find("is a directory"), std::string::npos);
+}
+
 TEST(GgufExport, RopeScalingKeysAndLlama3Factors) {
     ScratchDir dir;
     const std::string src = quench::test::real_model_dir();
