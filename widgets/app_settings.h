@@ -1,6 +1,6 @@
 #pragma once
 // What the workbench remembers between sessions, in one place over QSettings: recent model directories
-// and project files, the last data files and the default codec spec. Window geometry and dock layout are
+// and project files, the last data files, the default codec spec and the sensitivity candidates typed. Window geometry and dock layout are
 // saved by MainWindow itself (saveGeometry/saveState) under the keys named here.
 #include <QString>
 #include <QStringList>
@@ -25,6 +25,7 @@ public:
     static QString codecKey() { return QStringLiteral("defaults/codec"); }
     static QString calibKey() { return QStringLiteral("defaults/calib"); }
     static QString evalKey() { return QStringLiteral("defaults/eval"); }
+    static QString candidatesKey() { return QStringLiteral("defaults/candidates"); }
 };
 
 }  // namespace quench::gui

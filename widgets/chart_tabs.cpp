@@ -1,6 +1,7 @@
 #include "chart_tabs.h"
 
 #include <QScrollArea>
+#include <QTabBar>
 
 #include "alloc/allocation.h"
 #include "analysis/model_eval.h"
@@ -8,6 +9,7 @@
 #include "common/error.h"
 #include "quant/model_quantizer.h"
 #include "workbench_session.h"
+#include "allocation_session_link.h"
 
 #include "charts/distortion_chart.h"
 #include "charts/allocation_view.h"
@@ -23,6 +25,12 @@ namespace quench::gui {
 
 ChartTabs::ChartTabs(WorkbenchSession* session, QWidget* parent) : QTabWidget(parent), session_(session) {
     setDocumentMode(true);
+    // Every tab reachable at a glance: at 1280 x 800 with the docks open the bar is about 600 px wide, and
+    // scroll arrows would hide the last tabs (Results). Short titles fit; on a narrower window the titles
+    // elide rather than scroll, and each tab's tooltip says what it holds.
+    tabBar()->setUsesScrollButtons(false);
+    tabBar()->setElideMode(Qt::ElideRight);
+    tabBar()->setExpanding(false);
     auto* distortion = new DistortionChart(this);
     distortion->setObjectName(QStringLiteral("distortionChart"));
     distortion_ = distortion;
@@ -34,8 +42,8 @@ ChartTabs::ChartTabs(WorkbenchSession* session, QWidget* parent) : QTabWidget(pa
     setTabToolTip(count() - 1, tr("KL per layer and candidate setting, from the latest sensitivity measurement"));
 
     rateDistortion_ = new RateDistortionChart(this);
-    addChartTab(rateDistortion_, tr("Rate-distortion"));
-    setTabToolTip(count() - 1, tr("KL against bits per weight for each layer's candidates"));
+    addChartTab(rateDistortion_, tr("R-D"));
+    setTabToolTip(count() - 1, tr("Rate-distortion: KL against bits per weight for each layer's candidates"));
 
     auto* alloc = new AllocationView(this);
     alloc->setObjectName(QStringLiteral("allocationView"));
@@ -44,6 +52,13 @@ ChartTabs::ChartTabs(WorkbenchSession* session, QWidget* parent) : QTabWidget(pa
         allocation_result_ = std::make_shared<quench::Allocation>(a);
         emit allocationChanged(a.bits_per_weight, a.total_cost, a.bytes);
     });
+    // No allocation any more (infeasible budget, contradicting constraints): Run > Apply Allocation must not
+    // apply the last one the tab showed, and the status bar must not keep announcing it.
+    connect(alloc, &AllocationView::allocationUnavailable, this, [this](const QString& reason) {
+        allocation_result_.reset();
+        emit allocationUnavailable(reason);
+    });
+    new AllocationSessionLink(session_, alloc, this);  // the tab's Apply, predicted vs measured KL
     addChartTab(allocation_, tr("Allocation"));
     setTabToolTip(count() - 1, tr("Bits per layer under a budget, re-solved as the budget slider moves"));
 
@@ -53,11 +68,11 @@ ChartTabs::ChartTabs(WorkbenchSession* session, QWidget* parent) : QTabWidget(pa
     setTabToolTip(count() - 1, tr("Distribution of the selected layer's original weights, with the quantization "
                                   "levels of one of its groups"));
     training_ = new TrainingCurves(this);
-    addChartTab(training_, tr("Training"));
-    setTabToolTip(count() - 1, tr("QAT loss and held-out KL per step of the running or latest training"));
+    addChartTab(training_, tr("QAT"));
+    setTabToolTip(count() - 1, tr("Training: QAT loss and held-out KL per step of the running or latest training"));
     tokenKl_ = new TokenKlView(this);
-    addChartTab(tokenKl_, tr("Token KL"));
-    setTabToolTip(count() - 1, tr("The evaluation text coloured by each token's KL divergence"));
+    addChartTab(tokenKl_, tr("Tokens"));
+    setTabToolTip(count() - 1, tr("Token KL: the evaluation text coloured by each token's KL divergence"));
 
     connect(session_, &WorkbenchSession::quantized, this, &ChartTabs::refreshDistortion);
     connect(session_, &WorkbenchSession::modelLoaded, this, &ChartTabs::refreshDistortion);

@@ -52,6 +52,8 @@ public:
 
 signals:
     void allocationChanged(double bitsPerWeight, double predictedKl, double bytes);
+    // The Allocation tab has no allocation (AllocationView::unavailableReason(): "infeasible: pins need ...").
+    void allocationUnavailable(const QString& reason);
 
 private:
     void addChartTab(QWidget* chart, const QString& title);

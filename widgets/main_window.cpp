@@ -6,9 +6,11 @@
 #include <QDockWidget>
 #include <QFileDialog>
 #include <QFileInfo>
+#include <QKeyEvent>
 #include <QLabel>
 #include <QMenuBar>
 #include <QMessageBox>
+#include <QPushButton>
 #include <QScrollArea>
 #include <QSettings>
 #include <QStatusBar>
@@ -16,8 +18,10 @@
 #include "app_settings.h"
 #include "charts/training_curves.h"
 #include "chart_tabs.h"
+#include "charts/allocation_view.h"
 #include "data_panel.h"
 #include "error_reporter.h"
+#include "eval_summary.h"
 #include "export_dialog.h"
 #include "job_list_panel.h"
 #include "job_queue.h"
@@ -25,6 +29,7 @@
 #include "method_panel.h"
 #include "model_panel.h"
 #include "results_panel.h"
+#include "results_summary.h"
 #include "wheel_guard.h"
 #include "workbench_session.h"
 
@@ -48,6 +53,8 @@ MainWindow::MainWindow(QWidget* parent)
 
     charts_ = new ChartTabs(session_, this);
     resultsPanel_ = new ResultsPanel(errors_, charts_);
+    resultsSummary_ = new ResultsSummary(session_, resultsPanel_);
+    resultsPanel_->setHeader(resultsSummary_);
     charts_->addTab(resultsPanel_, tr("Results"));
     charts_->setTabToolTip(charts_->count() - 1, tr("Runs of project files, and two runs compared layer by layer"));
     setCentralWidget(charts_);
@@ -77,6 +84,16 @@ MainWindow::MainWindow(QWidget* parent)
         statusBar()->showMessage(tr("Quantized %n layer(s): %1 bits per weight", nullptr, int(session_->layerOutcomes().size()))
                                      .arg(session_->totalBitsPerWeight(), 0, 'f', 3));
     });
+    // The numbers a user quantizes for, after every evaluation (quantize, apply and QAT with evaluation text,
+    // Evaluate KL); the Results tab's summary has the rest. Without evaluation text, say why there is no KL.
+    connect(session_, &WorkbenchSession::evaluated, this, [this] {
+        if (!session_->evaluations().empty()) statusBar()->showMessage(summaryLine(session_->evaluations().back()));
+    });
+    connect(session_, &WorkbenchSession::klSkipped, this, [this](const QString& why) {
+        statusBar()->showMessage(tr("%n layer(s) at %1 b/w. %2", nullptr, int(session_->layerOutcomes().size()))
+                                     .arg(session_->totalBitsPerWeight(), 0, 'f', 3)
+                                     .arg(why));
+    });
     // Every job that records a run (quantize, apply, sensitivity, eval, export, QAT) shows it in Results.
     connect(session_, &WorkbenchSession::runRecorded, this, [this](const QString& project) { resultsPanel_->openFile(project); });
     connect(session_, &WorkbenchSession::exported, this, [this](const QString& path, qint64 bytes) {
@@ -88,10 +105,15 @@ MainWindow::MainWindow(QWidget* parent)
                                      .arg(kl, 0, 'g', 4)
                                      .arg(QLocale().formattedDataSize(qint64(bytes))));
     });
+    // An infeasible budget replaces the last allocation's message: the bar never shows one the tab does not.
+    connect(charts_, &ChartTabs::allocationUnavailable, this,
+            [this](const QString& reason) { statusBar()->showMessage(tr("Allocation: %1").arg(reason)); });
     restoreLayout();
+    qApp->installEventFilter(this);  // ShortcutOverride reaches the application's filters first
 }
 
 MainWindow::~MainWindow() {
+    qApp->removeEventFilter(this);
     // Jobs reference the session; stop them before either goes.
     jobs_->cancelAll();
     jobs_->waitForIdle(30000);
@@ -204,12 +226,63 @@ void MainWindow::restoreLayout() {
 }
 
 void MainWindow::closeEvent(QCloseEvent* event) {
+    // Closing cancels every job: while one is queued or running, ask first (Ctrl+Q mid-run used to just quit).
+    if (jobs_->busy() && !quitConfirmed_) {
+        event->ignore();
+        askToQuit();
+        return;
+    }
     QSettings s;
     s.setValue(AppSettings::geometryKey(), saveGeometry());
     s.setValue(AppSettings::stateKey(), saveState());
     if (methodPanel_->isValid()) AppSettings::setValue(AppSettings::codecKey(), methodPanel_->spec());
     jobs_->cancelAll();
     QMainWindow::closeEvent(event);
+}
+
+void MainWindow::askToQuit() {
+    if (quitBox_) return;  // already asking
+    int active = 0;
+    for (const JobRunner* job : jobs_->jobs()) active += job->isActive() ? 1 : 0;
+    quitBox_ = new QMessageBox(QMessageBox::Question, tr("Quit Quench?"),
+                               tr("%n job(s) still running or queued. Quitting cancels them; a cancelled job's run "
+                                  "is recorded as cancelled.", nullptr, active),
+                               QMessageBox::NoButton, this);
+    QPushButton* quit = quitBox_->addButton(tr("Cancel Jobs and Quit"), QMessageBox::DestructiveRole);
+    QPushButton* keep = quitBox_->addButton(tr("Keep Working"), QMessageBox::RejectRole);
+    quitBox_->setDefaultButton(keep);
+    quitBox_->setEscapeButton(keep);
+    quitBox_->setAttribute(Qt::WA_DeleteOnClose);
+    connect(quitBox_, &QMessageBox::finished, this, [this, quit] {
+        const bool confirmed = quitBox_->clickedButton() == quit;
+        quitBox_ = nullptr;
+        if (!confirmed) return;
+        quitConfirmed_ = true;
+        jobs_->cancelAll();
+        // Closed from the event loop, not from inside the box's own signal.
+        QMetaObject::invokeMethod(this, &QWidget::close, Qt::QueuedConnection);
+    });
+    quitBox_->open();  // window-modal, no nested event loop
+}
+
+QMessageBox* MainWindow::quitQuestion() const { return quitBox_; }
+
+bool MainWindow::eventFilter(QObject* watched, QEvent* event) {
+    // A focused line edit claims keys such as Ctrl+E (end of line) and Ctrl+K (delete to end of line) on X11
+    // by accepting ShortcutOverride, which silences the window's Export and Evaluate shortcuts. In this
+    // window (docks included, floating or not) the window's own shortcuts win: the override is refused.
+    if (event->type() != QEvent::ShortcutOverride) return QMainWindow::eventFilter(watched, event);
+    auto* widget = qobject_cast<QWidget*>(watched);
+    QWidget* top = widget ? widget->window() : nullptr;
+    if (auto* dock = qobject_cast<QDockWidget*>(top)) top = dock->parentWidget();
+    if (top != this) return QMainWindow::eventFilter(watched, event);
+    const QKeySequence keys(static_cast<QKeyEvent*>(event)->keyCombination());
+    for (const QAction* action : findChildren<QAction*>())
+        if (action->isEnabled() && action->shortcuts().contains(keys)) {
+            event->ignore();
+            return true;
+        }
+    return QMainWindow::eventFilter(watched, event);
 }
 
 void MainWindow::showEvent(QShowEvent* event) {
@@ -264,7 +337,7 @@ JobRunner* MainWindow::quantizeSelection() {
         errors_->report(tr("Cannot quantize"), methodPanel_->validationMessage());
         return nullptr;
     }
-    return session_->quantize(layers, methodPanel_->spec());
+    return hintProjectFile(session_->quantize(layers, methodPanel_->spec()));
 }
 
 JobRunner* MainWindow::measureSensitivity() {
@@ -277,7 +350,7 @@ JobRunner* MainWindow::measureSensitivity() {
         errors_->report(tr("Cannot measure sensitivity"), tr("Select the layers to measure in the Model panel."));
         return nullptr;
     }
-    return session_->measureSensitivity(layers, methodPanel_->candidates());
+    return hintProjectFile(session_->measureSensitivity(layers, methodPanel_->candidates()));
 }
 
 JobRunner* MainWindow::trainQat(bool resume) {
@@ -287,7 +360,7 @@ JobRunner* MainWindow::trainQat(bool resume) {
     }
     QatRequest request = methodPanel_->qatRequest();
     request.resume = resume;
-    JobRunner* job = session_->trainQat(request);
+    JobRunner* job = hintProjectFile(session_->trainQat(request));
     charts_->showChart(charts_->training());
     return job;
 }
@@ -297,16 +370,19 @@ JobRunner* MainWindow::evaluate() {
         errors_->report(tr("Cannot evaluate"), tr("Open a model first."));
         return nullptr;
     }
-    return session_->evaluate();
+    return hintProjectFile(session_->evaluate());
 }
 
 JobRunner* MainWindow::applyAllocation() {
     const auto* allocation = charts_->currentAllocation();
     if (!allocation) {
-        errors_->report(tr("Cannot apply allocation"), tr("Measure sensitivity first, then choose a budget in the Allocation tab."));
+        // The Allocation tab knows why it has none (no measurements, infeasible pins, a budget too low).
+        const QString why = charts_->allocation() ? charts_->allocation()->unavailableReason() : QString();
+        errors_->report(tr("Cannot apply allocation"),
+                        why.isEmpty() ? tr("Measure sensitivity first, then choose a budget in the Allocation tab.") : why);
         return nullptr;
     }
-    return session_->applyAllocation(*allocation);
+    return hintProjectFile(session_->applyAllocation(*allocation));
 }
 
 void MainWindow::setProjectFile(const QString& path) {
@@ -314,6 +390,17 @@ void MainWindow::setProjectFile(const QString& path) {
     projectStatus_->setText(path.isEmpty() ? QString() : QFileInfo(path).fileName());
     projectStatus_->setToolTip(tr("Runs are recorded in %1").arg(path));
     if (!path.isEmpty()) AppSettings::addRecentProject(path);
+    resultsSummary_->refresh();  // drops (or brings back) its "runs are not saved" note
+}
+
+JobRunner* MainWindow::hintProjectFile(JobRunner* job) {
+    // Without a project file a run's results live only until the next job: say once how to keep them (the
+    // Results summary keeps saying it quietly).
+    if (projectHinted_ || !session_->projectPath().isEmpty()) return job;
+    projectHinted_ = true;
+    statusBar()->showMessage(tr("Runs are not saved: File > Project File... (Ctrl+Shift+P) records them for Results "
+                                "and Compare"), 15000);
+    return job;
 }
 
 void MainWindow::chooseProjectFile() {

@@ -2,13 +2,15 @@
 // The workbench's main window: composes the panels (each its own class) into docks around the chart tabs,
 // owns the menus, shortcuts and status bar, and routes the panels' requests to the session's jobs.
 // Layout, recent files and defaults persist in QSettings. No engine work runs here: it all goes through
-// WorkbenchSession, whose jobs run on the JobQueue's worker threads.
+// WorkbenchSession, whose jobs run on the JobQueue's worker threads. The window's shortcuts work whatever
+// widget has focus, and quitting while a job runs asks first.
 #include <QMainWindow>
 
 class QAction;
 class QDockWidget;
 class QLabel;
 class QMenu;
+class QMessageBox;
 
 namespace quench::gui {
 
@@ -21,6 +23,7 @@ class JobRunner;
 class MethodPanel;
 class ModelPanel;
 class ResultsPanel;
+class ResultsSummary;
 class WorkbenchSession;
 
 class MainWindow : public QMainWindow {
@@ -38,6 +41,8 @@ public:
     MethodPanel* methodPanel() const { return methodPanel_; }
     JobListPanel* jobPanel() const { return jobPanel_; }
     ResultsPanel* resultsPanel() const { return resultsPanel_; }
+    ResultsSummary* resultsSummary() const { return resultsSummary_; }  // top of the Results tab
+    QMessageBox* quitQuestion() const;  // open while a close waits for "cancel jobs and quit"; else nullptr
     ChartTabs* charts() const { return charts_; }
 
     // What the menu actions do, callable by tests without dialogs. Each returns the queued job (or nullptr
@@ -55,6 +60,8 @@ public:
 
 protected:
     void closeEvent(QCloseEvent* event) override;
+    // Keeps line edits from taking the window's shortcuts as editing keys (ShortcutOverride).
+    bool eventFilter(QObject* watched, QEvent* event) override;
     void showEvent(QShowEvent* event) override;
 
 private:
@@ -66,6 +73,8 @@ private:
     void onJobEnded(JobRunner* job);
     void updateJobStatus();
     void chooseProjectFile();
+    JobRunner* hintProjectFile(JobRunner* job);  // once: a results job without a project file saves nothing
+    void askToQuit();                            // window-modal: cancel the jobs and quit, or keep working
     QDockWidget* addPanelDock(QWidget* panel, const QString& title, const QString& objectName, Qt::DockWidgetArea area);
 
     JobQueue* jobs_;
@@ -76,6 +85,10 @@ private:
     MethodPanel* methodPanel_ = nullptr;
     JobListPanel* jobPanel_ = nullptr;
     ResultsPanel* resultsPanel_ = nullptr;
+    ResultsSummary* resultsSummary_ = nullptr;
+    QMessageBox* quitBox_ = nullptr;
+    bool quitConfirmed_ = false;
+    bool projectHinted_ = false;
     ChartTabs* charts_ = nullptr;
     QMenu* recentMenu_ = nullptr;
     QMenu* viewMenu_ = nullptr;

@@ -5,6 +5,7 @@
 #include <QDoubleSpinBox>
 #include <QFileDialog>
 #include <QFormLayout>
+#include <QGridLayout>
 #include <QGroupBox>
 #include <QHBoxLayout>
 #include <QLabel>
@@ -17,6 +18,8 @@
 #include <cmath>
 #include <limits>
 
+#include "analysis/sensitivity.h"
+#include "app_settings.h"
 #include "common/error.h"
 #include "quant/codec_registry.h"
 #include "quant/codec_spec.h"
@@ -37,21 +40,22 @@ MethodPanel::MethodPanel(WorkbenchSession* session, QWidget* parent) : QWidget(p
                                  QStringLiteral("%1 (%2)").arg(QString::fromUtf8(t.description), QString::fromLatin1(t.family)),
                                  Qt::ToolTipRole);
     }
-    codecHelp_ = new QLabel(this);
-    codecHelp_->setWordWrap(true);
     formHost_ = new QWidget(this);
-    form_ = new QFormLayout(formHost_);
+    form_ = new QGridLayout(formHost_);
     form_->setContentsMargins(0, 0, 0, 0);
+    form_->setColumnStretch(1, 1);
+    form_->setColumnStretch(3, 1);
     specEdit_ = new QLineEdit(this);
     specEdit_->setToolTip(tr("The setting as text, as the CLI takes it (--codec). Edit either the form or the text; "
                              "it is checked as you type."));
     message_ = new QLabel(this);
     message_->setWordWrap(true);
+    message_->hide();  // only a bad spec has something to say; valid ones show as a plain field
     bits_label_ = new QLabel(this);
     bits_label_->setWordWrap(true);
     bits_label_->setToolTip(tr("Total bits per weight this setting costs on the selected layers (weighted by size): "
                                "codes plus scales, zero points and codebooks. Estimated from the codec's layout, "
-                               "without quantizing."));
+                               "without quantizing. With no layer selected, a 4096 x 4096 weight stands in."));
     quantizeButton_ = new QPushButton(tr("&Quantize selected"), this);
     quantizeButton_->setToolTip(tr("Quantize the selected layers with this setting (Ctrl+R); evaluates KL when "
                                    "evaluation text is set"));
@@ -59,16 +63,23 @@ MethodPanel::MethodPanel(WorkbenchSession* session, QWidget* parent) : QWidget(p
     auto* candidatesBox = new QGroupBox(tr("Sensitivity"), this);
     candidatesEdit_ = new QLineEdit(candidatesBox);
     candidatesEdit_->setToolTip(tr("Candidate settings separated by ';'. For each selected layer and candidate, "
-                                   "the model KL with only that layer quantized is measured (the allocator's costs)."));
+                                   "the model KL with only that layer quantized is measured (the allocator's costs). "
+                                   "Checked as you type; what you type is kept across codec switches and restarts."));
+    candidatesMessage_ = new QLabel(candidatesBox);
+    candidatesMessage_->setWordWrap(true);
+    candidatesMessage_->hide();
     sensitivityButton_ = new QPushButton(tr("&Measure sensitivity"), candidatesBox);
     auto* cl = new QFormLayout(candidatesBox);
     cl->addRow(tr("Candidates"), candidatesEdit_);
+    cl->addRow(candidatesMessage_);
     cl->addRow(sensitivityButton_);
 
+    // Compact so that the whole panel, Train included, fits the Method dock at 1280 x 800 without
+    // scrolling: the codec's description is its tooltip, the options sit two to a row, the validation
+    // message shows only for a bad spec.
     auto* methodBox = new QGroupBox(tr("Codec"), this);
     auto* ml = new QFormLayout(methodBox);
     ml->addRow(tr("Codec"), codecCombo_);
-    ml->addRow(codecHelp_);
     ml->addRow(formHost_);
     ml->addRow(tr("Spec"), specEdit_);
     ml->addRow(message_);
@@ -76,6 +87,7 @@ MethodPanel::MethodPanel(WorkbenchSession* session, QWidget* parent) : QWidget(p
     ml->addRow(quantizeButton_);
 
     auto* layout = new QVBoxLayout(this);
+    layout->setContentsMargins(4, 4, 4, 4);
     layout->addWidget(methodBox);
     layout->addWidget(candidatesBox);
     layout->addWidget(buildQatSection());
@@ -85,11 +97,13 @@ MethodPanel::MethodPanel(WorkbenchSession* session, QWidget* parent) : QWidget(p
         if (syncing_) return;
         buildForm(codec);
         formEdited();
-        const auto* t = quench::find_codec(codec.toStdString());
-        QStringList examples;
-        if (t)
-            for (const auto& e : t->examples()) examples << q(e);
-        setCandidates(examples);
+        // The new codec's examples replace the old codec's, never a list the user typed.
+        const QString current = candidatesEdit_->text().trimmed();
+        if (current.isEmpty() || current == examplesText_) showExamples(codec);
+    });
+    connect(candidatesEdit_, &QLineEdit::textEdited, this, [this](const QString& text) {
+        AppSettings::setValue(AppSettings::candidatesKey(), text.trimmed());
+        checkCandidates();
     });
     connect(specEdit_, &QLineEdit::textEdited, this, &MethodPanel::textEdited);
     connect(quantizeButton_, &QPushButton::clicked, this, &MethodPanel::quantizeRequested);
@@ -98,10 +112,32 @@ MethodPanel::MethodPanel(WorkbenchSession* session, QWidget* parent) : QWidget(p
 
     buildForm(codecCombo_->currentText());
     formEdited();
-    const auto& first = quench::codec_table().front();
+    showExamples(codecCombo_->currentText());
+    const QString saved = AppSettings::value(AppSettings::candidatesKey());
+    if (!saved.isEmpty()) setCandidates({saved});
+}
+
+void MethodPanel::showExamples(const QString& codec) {
     QStringList examples;
-    for (const auto& e : first.examples()) examples << q(e);
+    if (const auto* t = quench::find_codec(codec.toStdString()))
+        for (const auto& e : t->examples()) examples << q(e);
     setCandidates(examples);
+    examplesText_ = candidatesEdit_->text().trimmed();
+}
+
+void MethodPanel::checkCandidates() {
+    // Core's parser, so the message names the bad spec as a sensitivity run would.
+    try {
+        if (candidates().isEmpty()) throw quench::Error("no candidate settings: list them separated by ';'");
+        (void)quench::parse_candidate_list(candidatesEdit_->text().toStdString());
+        candidatesError_.clear();
+    } catch (const quench::Error& e) {
+        candidatesError_ = QString::fromUtf8(e.what());
+    }
+    candidatesMessage_->setText(candidatesError_);
+    candidatesMessage_->setVisible(!candidatesError_.isEmpty());
+    candidatesEdit_->setStyleSheet(candidatesError_.isEmpty() ? QString() : QString::fromLatin1(kInvalidStyle));
+    sensitivityButton_->setEnabled(candidatesError_.isEmpty());
 }
 
 QGroupBox* MethodPanel::buildQatSection() {
@@ -126,7 +162,7 @@ QGroupBox* MethodPanel::buildQatSection() {
     qatScaleLr_->setValue(1e-3);
     qatScaleLr_->setToolTip(tr("Learning rate of scales, affine maps and input transforms"));
     qatCheckpoint_ = new QLineEdit(box);
-    qatCheckpoint_->setPlaceholderText(tr("none (not resumable)"));
+    qatCheckpoint_->setPlaceholderText(tr("checkpoints: none (not resumable)"));
     qatCheckpoint_->setToolTip(tr("Directory where training saves resumable checkpoints (every 50 steps, on cancel "
                                   "and at the end); Resume continues the run saved there"));
     auto* browse = new QToolButton(box);
@@ -147,26 +183,39 @@ QGroupBox* MethodPanel::buildQatSection() {
     qatResumeButton_->setToolTip(tr("Continue the cancelled run whose checkpoint is in the checkpoint directory, with "
                                     "the same settings and quantized layers; the curves go on from the saved step"));
     connect(qatResumeButton_, &QPushButton::clicked, this, &MethodPanel::qatResumeRequested);
-    auto* buttons = new QHBoxLayout;
-    buttons->addWidget(qatButton_, 1);
-    buttons->addWidget(qatResumeButton_, 1);
-    auto* l = new QFormLayout(box);
-    l->addRow(tr("Mode"), qatMode_);
-    l->addRow(tr("Token budget"), qatTokens_);
-    l->addRow(tr("Learning rate"), qatLr_);
-    l->addRow(tr("Scale learning rate"), qatScaleLr_);
-    l->addRow(tr("Checkpoints"), checkpointRow);
-    l->addRow(buttons);
+    // Two settings to a row (the tooltips say what each is), so Train stays in view.
+    auto* l = new QGridLayout(box);
+    l->setColumnStretch(1, 1);
+    l->setColumnStretch(3, 1);
+    auto label = [box](const QString& text, QWidget* buddy) {
+        auto* lab = new QLabel(text, box);
+        lab->setBuddy(buddy);
+        lab->setToolTip(buddy->toolTip());
+        return lab;
+    };
+    l->addWidget(label(tr("Mode"), qatMode_), 0, 0);
+    l->addWidget(qatMode_, 0, 1);
+    l->addWidget(label(tr("Tokens"), qatTokens_), 0, 2);
+    l->addWidget(qatTokens_, 0, 3);
+    l->addWidget(label(tr("LR"), qatLr_), 1, 0);
+    l->addWidget(qatLr_, 1, 1);
+    l->addWidget(label(tr("Scale LR"), qatScaleLr_), 1, 2);
+    l->addWidget(qatScaleLr_, 1, 3);
+    l->addLayout(checkpointRow, 2, 0, 1, 4);  // its placeholder names it: a label would widen the first column
+    l->addWidget(qatButton_, 3, 0, 1, 2);
+    l->addWidget(qatResumeButton_, 3, 2, 1, 2);
     return box;
 }
 
 void MethodPanel::buildForm(const QString& codec) {
-    // removeRow deletes the row's label and field.
     fields_.clear();
-    while (form_->rowCount() > 0) form_->removeRow(0);
+    while (QLayoutItem* item = form_->takeAt(0)) {
+        delete item->widget();
+        delete item;
+    }
     const auto* traits = quench::find_codec(codec.toStdString());
     if (!traits) return;
-    codecHelp_->setText(QString::fromUtf8(traits->description));
+    codecCombo_->setToolTip(QString::fromUtf8(traits->description));
     for (const auto& p : traits->params()) {
         QWidget* field = nullptr;
         const QString help = q(p.help);
@@ -199,7 +248,13 @@ void MethodPanel::buildForm(const QString& codec) {
         }
         field->setObjectName(q(p.name));
         field->setToolTip(help);
-        form_->addRow(q(p.name), field);
+        // Two options to a row: label, field, label, field.
+        const int at = int(fields_.size());
+        auto* label = new QLabel(q(p.name), formHost_);
+        label->setToolTip(help);
+        label->setBuddy(field);
+        form_->addWidget(label, at / 2, (at % 2) * 2);
+        form_->addWidget(field, at / 2, (at % 2) * 2 + 1);
         fields_.push_back(field);
     }
 }
@@ -241,13 +296,15 @@ void MethodPanel::textEdited() {
         const auto spec = quench::CodecSpec::parse(text.toStdString());
         spec_ = q(spec.to_string());
         message_text_.clear();
-        message_->setText(tr("valid"));
+        message_->clear();
+        message_->hide();
         specEdit_->setStyleSheet({});
         loadFormFrom(spec_);
     } catch (const quench::Error& e) {
         spec_.clear();
         message_text_ = QString::fromUtf8(e.what());
         message_->setText(message_text_);
+        message_->show();
         specEdit_->setStyleSheet(QString::fromLatin1(kInvalidStyle));
     }
     quantizeButton_->setEnabled(!spec_.isEmpty());
@@ -286,7 +343,7 @@ void MethodPanel::refreshBits() {
     const auto layers = layers_ ? layers_() : std::vector<std::size_t>{};
     try {
         bits_ = session_->estimateBitsPerWeight(spec_.toStdString(), layers);
-        bits_label_->setText(layers.empty() ? tr("%1 (on a 4096 x 4096 weight; select layers for theirs)").arg(bits_, 0, 'f', 3)
+        bits_label_->setText(layers.empty() ? tr("%1 on a 4096 x 4096 weight").arg(bits_, 0, 'f', 3)
                                             : tr("%1 on %n selected layer(s)", nullptr, int(layers.size())).arg(bits_, 0, 'f', 3));
     } catch (const std::exception& e) {
         bits_label_->setText(QString::fromUtf8(e.what()));
@@ -320,6 +377,9 @@ QStringList MethodPanel::candidates() const {
     return out;
 }
 
-void MethodPanel::setCandidates(const QStringList& specs) { candidatesEdit_->setText(specs.join(QStringLiteral("; "))); }
+void MethodPanel::setCandidates(const QStringList& specs) {
+    candidatesEdit_->setText(specs.join(QStringLiteral("; ")));
+    checkCandidates();
+}
 
 }  // namespace quench::gui

@@ -2,7 +2,8 @@
 // The Method panel: a codec and its options as a form generated from the codec's parameter schema
 // (core/quant/codec_registry.h, as OBS builds property views from obs_properties), the same setting as
 // editable spec text that validates as you type, the resulting bits per weight on the selected layers,
-// the sensitivity candidates, and the QAT section.
+// the sensitivity candidates (validated as typed, kept across codec switches and restarts), and the QAT
+// section; laid out compactly enough that Train shows without scrolling the dock at 1280 x 800.
 #include <QStringList>
 #include <QWidget>
 
@@ -12,7 +13,7 @@
 class QCheckBox;
 class QComboBox;
 class QDoubleSpinBox;
-class QFormLayout;
+class QGridLayout;
 class QGroupBox;
 class QLabel;
 class QLineEdit;
@@ -40,7 +41,11 @@ public:
     QString bitsText() const;
     double bitsPerWeight() const { return bits_; }  // NaN when unknown
     QStringList candidates() const;                 // sensitivity candidates, canonical or as typed
+    // Sets the candidates field (not remembered: only what the user types is kept across restarts).
     void setCandidates(const QStringList& specs);
+    QLineEdit* candidatesEdit() const { return candidatesEdit_; }
+    // Core's message for the candidates as typed; empty when every one parses (Measure is enabled then).
+    QString candidatesError() const { return candidatesError_; }
     // Layers the bits estimate is computed for (the model panel's selection).
     void setLayersProvider(std::function<std::vector<std::size_t>()> provider) { layers_ = std::move(provider); }
     void refreshBits();
@@ -65,18 +70,22 @@ private:
     void formEdited();  // a form field changed: rebuild the text
     void textEdited();  // the text changed: validate, then move the form to it
     void loadFormFrom(const QString& canonical);
+    void showExamples(const QString& codec);  // the codec's example settings as the candidates
+    void checkCandidates();
     QGroupBox* buildQatSection();
 
     WorkbenchSession* session_;
     QComboBox* codecCombo_;
-    QLabel* codecHelp_;
-    QFormLayout* form_;
+    QGridLayout* form_;  // the codec's options, two to a row
     QWidget* formHost_;
     std::vector<QWidget*> fields_;  // one per schema parameter, in schema order
     QLineEdit* specEdit_;
     QLabel* message_;
     QLabel* bits_label_;
     QLineEdit* candidatesEdit_;
+    QLabel* candidatesMessage_;
+    QString examplesText_;  // the examples last filled in: a codec switch replaces only these
+    QString candidatesError_;
     QPushButton* quantizeButton_;
     QPushButton* sensitivityButton_;
     QComboBox* qatMode_;

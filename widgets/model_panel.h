@@ -1,7 +1,8 @@
 #pragma once
 // The Model panel: open an HF model directory (button, recent list, drag and drop), the layer tree (block
-// -> layer) with kind, shape, parameters and, once measured, bits and error, selection by click, by kind
-// and by glob/regex filter, and per-layer constraints (pin, min/max bits) from the context menu.
+// -> layer, or kind -> layer) with short names ("3.down", the full name in the tooltip), bits, error,
+// parameters and shape, selection by click, by kind and by glob/regex filter with a count that follows the
+// selection, and per-layer constraints (pin, min/max bits) from the context menu.
 #include <QStringList>
 #include <QWidget>
 
@@ -37,7 +38,12 @@ public:
     // regex. Returns false and shows core's message under the field when nothing matches or the pattern is bad.
     bool selectByFilter(const QString& text, bool regex);
     void selectKind(const QString& kind);  // "q", "k", ..., "lm_head"
+    // Under the filter field: the selection count ("3 layer(s) selected"), kept current on every selection
+    // change, or the filter's error.
     QString filterMessage() const;
+    // Groups the tree by kind (every q, then every k, ...) instead of by block; the selection is kept.
+    void setGroupByKind(bool byKind);
+    bool groupsByKind() const { return byKind_; }
 
     // Constraints (what the context menu does), by layer name.
     void pinLayer(const QString& layer, const QString& spec);
@@ -60,6 +66,9 @@ protected:
 
 private:
     void rebuild();          // new model: the whole tree
+    void regroup();          // the tree's items under their groups (block or kind)
+    void showSelectionCount();
+    void fitColumns();       // each column as wide as its widest text as drawn
     void refreshMeasures();  // new results or constraints: bits, error and constraint columns
     void showContextMenu(const QPoint& pos);
     void browse();
@@ -69,6 +78,7 @@ private:
     QLabel* summary_;
     QToolButton* recentButton_;
     QMenu* recentMenu_;
+    QComboBox* groupCombo_;
     QComboBox* kindCombo_;
     QComboBox* filterMode_;
     QLineEdit* filter_;
@@ -76,6 +86,7 @@ private:
     QTreeWidget* tree_;
     std::vector<QTreeWidgetItem*> layerItems_;  // by registry index
     std::function<QString()> currentSpec_;
+    bool byKind_ = false;
 };
 
 }  // namespace quench::gui

@@ -15,6 +15,7 @@
 #include <QVBoxLayout>
 
 #include "error_reporter.h"
+#include "model/layer_registry.h"
 #include "run_comparison.h"
 
 namespace quench::gui {
@@ -67,6 +68,11 @@ ResultsPanel::ResultsPanel(ErrorReporter* errors, QWidget* parent) : QWidget(par
     compare_->setRootIsDecorated(false);
     summary_ = new QLabel(this);
     summary_->setWordWrap(true);
+    // KL from 2048 tokens next to KL from 37k tokens looks comparable and is not: say so where both are read.
+    protocolWarning_ = new QLabel(this);
+    protocolWarning_->setWordWrap(true);
+    protocolWarning_->setStyleSheet(QStringLiteral("QLabel { color: #b8500f; font-weight: bold; }"));
+    protocolWarning_->hide();
 
     auto* top = new QHBoxLayout;
     top->addWidget(open);
@@ -83,6 +89,7 @@ ResultsPanel::ResultsPanel(ErrorReporter* errors, QWidget* parent) : QWidget(par
     ll->setContentsMargins(0, 0, 0, 0);
     ll->addLayout(pick);
     ll->addWidget(summary_);
+    ll->addWidget(protocolWarning_);
     ll->addWidget(compare_, 1);
     auto* split = new QSplitter(Qt::Vertical, this);
     split->addWidget(runs_);
@@ -174,7 +181,8 @@ bool ResultsPanel::compare(const QString& fileA, const QString& runA, const QStr
     compare_->clear();
     for (const auto& d : compareRuns(a, b)) {
         auto* item = new QTreeWidgetItem(compare_);
-        item->setText(LayerCol, d.layer);
+        item->setText(LayerCol, QString::fromStdString(quench::short_layer_name(d.layer.toStdString())));
+        item->setToolTip(LayerCol, d.layer);
         if (d.inA) {
             item->setText(SpecACol, d.a.spec);
             item->setText(BitsACol, num(d.a.bitsPerWeight));
@@ -197,13 +205,19 @@ bool ResultsPanel::compare(const QString& fileA, const QString& runA, const QStr
     auto side = [](const RunView& r) {
         QString s = r.id + QStringLiteral(" (") + r.kind + QLatin1Char(')');
         if (r.totalBpw >= 0) s += tr(", %1 bits/weight").arg(r.totalBpw, 0, 'g', 4);
-        if (r.klMean >= 0) s += tr(", KL %1 nats").arg(r.klMean, 0, 'g', 4);
+        if (r.klMean >= 0) s += tr(", KL %1 nats (%2)").arg(r.klMean, 0, 'g', 4).arg(r.protocol.describe());
         return s;
     };
     summary_->setText(tr("A: %1\nB: %2").arg(side(a), side(b)));
+    const QString warning = klComparabilityWarning(a, b);
+    protocolWarning_->setText(warning);
+    protocolWarning_->setVisible(!warning.isEmpty());
     return true;
 }
 
 QString ResultsPanel::summaryText() const { return summary_->text(); }
+QString ResultsPanel::protocolWarning() const { return protocolWarning_->isHidden() ? QString() : protocolWarning_->text(); }
+
+void ResultsPanel::setHeader(QWidget* w) { static_cast<QVBoxLayout*>(layout())->insertWidget(0, w); }
 
 }  // namespace quench::gui

@@ -1,6 +1,7 @@
 #pragma once
 // The Results panel: project files (.h5 run stores) opened side by side, their runs listed, and two runs
-// compared layer by layer (bits, weight error, SQNR and their deltas, plus the runs' KL).
+// compared layer by layer (bits, weight error, SQNR and their deltas, plus the runs' KL and how each KL was
+// measured, with a warning when the two protocols differ). The window puts its results summary on top.
 #include <QStringList>
 #include <QWidget>
 
@@ -34,6 +35,10 @@ public:
     // Compares two runs ("file|run-0001" keys as in the A/B boxes); false after reporting the error.
     bool compare(const QString& fileA, const QString& runA, const QString& fileB, const QString& runB);
     QString summaryText() const;
+    // "KL not comparable: ..." while the compared runs' KL protocols differ; empty (and hidden) otherwise.
+    QString protocolWarning() const;
+    // Shows w above the project files (the window's summary of the latest evaluation).
+    void setHeader(QWidget* w);
 
 signals:
     void fileOpened(const QString& path);
@@ -50,6 +55,7 @@ private:
     QComboBox* runB_;
     QTreeWidget* compare_;
     QLabel* summary_;
+    QLabel* protocolWarning_;
 };
 
 }  // namespace quench::gui

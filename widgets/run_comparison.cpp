@@ -1,5 +1,7 @@
 #include "run_comparison.h"
 
+#include <QObject>
+
 #include <map>
 #include <variant>
 
@@ -66,8 +68,26 @@ RunView loadRun(const QString& file, const QString& id) {
         const KlReport kl = read_kl_report(d);
         v.klMean = kl.kl_mean;
         v.pplRatio = kl.ppl_ratio;
+        v.protocol.textTokens = kl.protocol.text_tokens;
+        v.protocol.scoredTokens = kl.protocol.scored_tokens;
+        v.protocol.ctx = kl.protocol.ctx;
+        v.protocol.stride = kl.protocol.stride;
+        v.protocol.bosPerWindow = kl.protocol.bos_per_window;
+        // The text the report scored: the run's "eval" data row (quench-cli and the window both record it).
+        if (d.has_table("data"))
+            for (const auto& p : read_data_provenance(d))
+                if (p.role == "eval") {
+                    v.protocol.file = q(p.file.path);
+                    v.protocol.sha256 = q(p.file.sha256);
+                }
     }
     return v;
+}
+
+QString klComparabilityWarning(const RunView& a, const RunView& b) {
+    if (a.klMean < 0 || b.klMean < 0) return {};
+    const QString diff = protocolDifference(a.protocol, b.protocol);
+    return diff.isEmpty() ? QString() : QObject::tr("KL not comparable: %1").arg(diff);
 }
 
 std::vector<LayerDelta> compareRuns(const RunView& a, const RunView& b) {

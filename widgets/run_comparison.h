@@ -6,6 +6,8 @@
 
 #include <vector>
 
+#include "eval_summary.h"
+
 namespace quench::gui {
 
 struct RunLayerSummary {
@@ -21,6 +23,7 @@ struct RunView {
     double totalBpw = -1;  // -1 when the run has no such attribute
     double klMean = -1;    // -1 when the run has no KL report
     double pplRatio = -1;
+    EvalProtocolView protocol;  // how klMean was measured (the KL report's protocol, the "eval" text recorded)
     std::vector<RunLayerSummary> layers;  // empty unless the run has a "layers" table
 };
 
@@ -40,5 +43,7 @@ struct LayerDelta {
 };
 // Layers in a's order, then those only in b.
 std::vector<LayerDelta> compareRuns(const RunView& a, const RunView& b);
+// Empty unless both runs have KL and measured it differently; else "KL not comparable: A used ..., B ...".
+QString klComparabilityWarning(const RunView& a, const RunView& b);
 
 }  // namespace quench::gui

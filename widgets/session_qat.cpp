@@ -7,6 +7,7 @@
 #include <QFileInfo>
 #include <QPointer>
 
+#include <algorithm>
 #include <set>
 
 #include "analysis/layer_metrics.h"
@@ -16,6 +17,7 @@
 #include "job_runner.h"
 #include "jobs/progress.h"
 #include "qat/qat_trainer.h"
+#include "quant/codec.h"
 #include "session_records.h"
 #include "session_state.h"
 
@@ -50,6 +52,9 @@ JobRunner* WorkbenchSession::trainQat(const QatRequest& request) {
         std::vector<LayerResult> results;
         double total_bpw = 0;
         QatCurve curve;
+        bool has_kl = false;  // evaluated after training (there is evaluation text)
+        KlReport kl;
+        std::vector<int32_t> kl_tokens;
     };
     auto out = std::make_shared<Out>();
     const std::string project = utf8(projectPath_);
@@ -91,9 +96,24 @@ JobRunner* WorkbenchSession::trainQat(const QatRequest& request) {
         const std::string what = std::string(request.resume ? "resume QAT" : "QAT") + " of " +
                                  std::to_string(state->tensors.size()) + " layers (" + codec + ")";
         bool trained = false;  // the model holds the trained layers
+        const bool eval = !data.evalPath.isEmpty();
         const auto work = [&](RunWriter* run) {
-            QatResult r = train_qat(model, state->tensors, train, heldout, o, callback, &p);
+            SubProgress tp(p, 0, eval ? 0.9 : 1.0);
+            QatResult r = train_qat(model, state->tensors, train, heldout, o, callback, &tp);
             trained = true;
+            // The trained model's KL as quantize measures it (the CLI's qat reports it too), so the summary and
+            // the run show what training bought.
+            if (eval) {
+                EvalOptions eo;
+                eo.ctx = data.context;
+                eo.max_tokens = data.evalTokens;
+                SubProgress ep(p, 0.9, 1.0);
+                out->kl_tokens = file_tokens(*state->tok, data.evalPath, 0);
+                out->kl = evaluate_kl({&model, LlamaModel::Weights::Original}, {&model}, out->kl_tokens, eo,
+                                      state->tok->bos_id(), &ep);
+                out->kl_tokens.resize(std::min<std::size_t>(out->kl_tokens.size(), std::size_t(out->kl.protocol.text_tokens)));
+                out->has_kl = true;
+            }
             // The trained layers replace the PTQ ones; their weight errors are measured again.
             QuantizeResult trained;
             for (auto& [index, q] : r.tensors) {
@@ -104,14 +124,17 @@ JobRunner* WorkbenchSession::trainQat(const QatRequest& request) {
                 lr.metrics = compare_weights(model.original_weight(index), model.weight(index), at::Tensor());
                 lr.metrics.code_bits_per_weight = q.code_bits_per_weight();
                 lr.metrics.total_bits_per_weight = q.total_bits_per_weight();
+                lr.transform = make_codec(q.spec)->transform_note(q.rows, q.cols);
                 trained.layers.push_back(lr);
             }
             trained.tensors = r.tensors;
             trained.seconds = r.seconds;
             if (run) {
                 std::vector<DataProvenance> dp{data_provenance("train", utf8(data.calibPath), r.tokens_used)};
-                if (!data.evalPath.isEmpty()) dp.push_back(data_provenance("eval", utf8(data.evalPath), int64_t(heldout.size())));
-                record_qat(*run, model, dp, r, trained,
+                if (eval)
+                    dp.push_back(data_provenance("eval", utf8(data.evalPath), out->kl.protocol.text_tokens,
+                                                 out->kl.protocol.describe()));
+                record_qat(*run, model, dp, r, trained, eval ? &out->kl : nullptr,
                            {{"codec", codec}, {"mode", std::string(request.blockwise ? "block" : "e2e")},
                             {"token_budget", o.tokens}, {"lr", o.lr}, {"scale_lr", o.scale_lr}, {"ctx", o.ctx},
                             {"checkpoint_dir", o.checkpoint_dir}});
@@ -136,13 +159,20 @@ JobRunner* WorkbenchSession::trainQat(const QatRequest& request) {
         }
     });
     emit qatStarted(request.resume);
-    connect(job, &JobRunner::finished, this, [this, state, out] {
+    connect(job, &JobRunner::finished, this, [this, state, out, evalPath = data.evalPath] {
         for (auto& [index, q] : out->tensors) state->tensors[index] = std::move(q);
         state->results = std::move(out->results);
         state->total_bpw = out->total_bpw;
+        // An earlier report describes the untrained layers: it goes, replaced by the trained model's if measured.
+        state->has_kl = out->has_kl;
+        state->kl = std::move(out->kl);
+        state->kl_tokens = std::move(out->kl_tokens);
         if (state != s_) return;
         qatCurve_ = std::move(out->curve);
+        if (state->has_kl) noteEvaluation(tr("QAT"), evalPath);
         emit quantized();
+        if (state->has_kl) emit evaluated();
+        else noteSkippedEvaluation();
         emit qatFinished();
     });
     announceRun(job, projectPath_, runId);

@@ -76,7 +76,7 @@ void record_export(RunWriter& run, const LlamaModel& model, const Attrs& report,
 }
 
 void record_qat(RunWriter& run, const LlamaModel& model, const std::vector<DataProvenance>& data,
-                const QatResult& r, const QuantizeResult& trained, const Attrs& settings) {
+                const QatResult& r, const QuantizeResult& trained, const KlReport* report, const Attrs& settings) {
     run.set_attrs(settings);
     write_model(run, model);
     write_data_provenance(run, data);
@@ -87,6 +87,7 @@ void record_qat(RunWriter& run, const LlamaModel& model, const std::vector<DataP
     Table kl;
     kl.add("step", r.kl_steps).add("kl", r.kl_values, "nats");
     run.write_table("qat_kl", kl);
+    if (report) write_kl_report(run, *report);
     run.set_attrs({{"tokens_used", r.tokens_used}, {"steps", r.total_steps}, {"resumed_from", r.resumed_from},
                    {"total_bpw", trained.total_bits_per_weight()}});
 }

@@ -45,9 +45,9 @@ void record_eval(RunWriter& run, const LlamaModel& model, const DataProvenance& 
 // export: what was written (attrs format, out, bytes and the exporter's report) and the layers it holds.
 void record_export(RunWriter& run, const LlamaModel& model, const Attrs& report, const Table* fallbacks,
                    const QuantizeResult& current);
-// qat: as `quench-cli qat --out` (tables "qat_loss", "qat_kl", the trained layers and tensors), less the
-// before/after KL reports the GUI job does not measure.
+// qat: as `quench-cli qat --out` (tables "qat_loss", "qat_kl", the trained layers and tensors, and the trained
+// model's KL report "kl" when evaluated), less the PTQ-init report "kl_ptq" the GUI job does not measure.
 void record_qat(RunWriter& run, const LlamaModel& model, const std::vector<DataProvenance>& data,
-                const QatResult& r, const QuantizeResult& trained, const Attrs& settings);
+                const QatResult& r, const QuantizeResult& trained, const KlReport* report, const Attrs& settings);
 
 }  // namespace quench::gui

@@ -116,16 +116,11 @@ double WorkbenchSession::estimateBitsPerWeight(const std::string& spec, const st
     // Layers the setting cannot take are named, all of them, before anything runs.
     const std::vector<std::string> refused = refused_layers(reg, uniform_plan(layers, codec->spec()));
     if (!refused.empty()) throw quench::Error(refusal_text(refused, layers.size()));
-    double bits = 0, weights = 0;
-    for (std::size_t i : layers) {
-        const auto& l = reg.at(i);
-        bits += codec->estimate_bits(l.out_features, l.in_features).total_bits_per_weight * double(l.params());
-        weights += double(l.params());
-    }
-    if (weights == 0) {  // no layer chosen: a representative 4096 x 4096 weight
+    if (layers.empty()) {  // no layer chosen: a representative 4096 x 4096 weight
         return codec->estimate_bits(4096, 4096).total_bits_per_weight;
     }
-    return bits / weights;
+    // Shared parts once, as the run that follows will count them.
+    return estimate_plan_bits(reg, uniform_plan(layers, codec->spec())).bits_per_weight();
 }
 
 double WorkbenchSession::estimateExportBytes(const ExportRequest& request) const {
@@ -299,13 +294,14 @@ JobRunner* WorkbenchSession::quantize(const std::vector<std::size_t>& layers, co
         run_quantize(*state->model, *state->tok, uniform_plan(chosen, cs), data, project, "quantize", cs.to_string(),
                      *out, p);
     });
-    connectQuantizeJob(job, state, out);
+    connectQuantizeJob(job, state, out, tr("Quantize"), data.evalPath);
     announceRun(job, projectPath_, out->run_id);
     return job;
 }
 
-void WorkbenchSession::connectQuantizeJob(JobRunner* job, std::shared_ptr<State> state, std::shared_ptr<QuantizeOut> out) {
-    connect(job, &JobRunner::finished, this, [this, state, out] {
+void WorkbenchSession::connectQuantizeJob(JobRunner* job, std::shared_ptr<State> state, std::shared_ptr<QuantizeOut> out,
+                                          const QString& source, const QString& evalPath) {
+    connect(job, &JobRunner::finished, this, [this, state, out, source, evalPath] {
         state->total_bpw = out->result.total_bits_per_weight();  // before the layers are moved out
         state->results = std::move(out->result.layers);
         state->tensors = std::move(out->result.tensors);
@@ -313,8 +309,10 @@ void WorkbenchSession::connectQuantizeJob(JobRunner* job, std::shared_ptr<State>
         state->kl = std::move(out->kl);
         state->kl_tokens = std::move(out->kl_tokens);
         if (state == s_) {
+            if (state->has_kl) noteEvaluation(source, evalPath);
             emit quantized();
             if (state->has_kl) emit evaluated();
+            else noteSkippedEvaluation();
         }
     });
     // A failed or cancelled quantize restored every weight: the earlier results no longer describe the model.
@@ -358,9 +356,80 @@ JobRunner* WorkbenchSession::applyAllocation(const Allocation& allocation) {
         run_quantize(*state->model, *state->tok, plan, data, project, "apply",
                      "allocation at " + std::to_string(bpw) + " bpw", *out, p);
     });
-    connectQuantizeJob(job, state, out);
+    connectQuantizeJob(job, state, out, tr("Apply allocation"), data.evalPath);
     announceRun(job, projectPath_, out->run_id);
     return job;
+}
+
+void WorkbenchSession::noteEvaluation(const QString& source, const QString& evalPath) {
+    if (evaluationsOf_.lock() != s_) evaluations_.clear();  // another model: its evaluations compare to nothing
+    evaluationsOf_ = s_;
+    const KlReport& kl = s_->kl;
+    EvalSummary e;
+    e.source = source;
+    e.quantizedLayers = int(s_->results.size());
+    e.bitsPerWeight = s_->total_bpw;
+    e.klMean = kl.kl_mean;
+    e.klStderr = kl.kl_stderr;
+    e.klP99 = kl.kl_p99;
+    e.top1 = kl.top1_agreement;
+    e.pplTest = kl.ppl_test;
+    e.pplRef = kl.ppl_ref;
+    e.protocol.textTokens = kl.protocol.text_tokens;
+    e.protocol.scoredTokens = kl.protocol.scored_tokens;
+    e.protocol.ctx = kl.protocol.ctx;
+    e.protocol.stride = kl.protocol.stride;
+    e.protocol.bosPerWindow = kl.protocol.bos_per_window;
+    e.protocol.file = evalPath;
+    std::vector<std::size_t> quantized;
+    for (const auto& r : s_->results) quantized.push_back(r.layer);
+    if (!quantized.empty()) e.uniform = bestUniform(e.bitsPerWeight, quantized);
+    evaluations_.push_back(std::move(e));
+}
+
+const std::vector<EvalSummary>& WorkbenchSession::evaluations() const {
+    static const std::vector<EvalSummary> none;
+    return evaluationsOf_.lock() == s_ ? evaluations_ : none;  // those of an earlier model are not shown
+}
+
+void WorkbenchSession::noteSkippedEvaluation() {
+    emit klSkipped(tr("KL not measured: it needs an evaluation text (Data panel)"));
+}
+
+UniformPrediction WorkbenchSession::bestUniform(double maxBpw, const std::vector<std::size_t>& layers) const {
+    UniformPrediction best;
+    if (s_->measurements.empty() || layers.empty()) return best;
+    AllocationSpec spec;
+    try {
+        spec = to_allocation_spec(s_->measurements, CostSource::Auto);  // costs as the allocation predicts KL
+    } catch (const Error&) {
+        return best;  // a measured layer without any usable candidate: no uniform setting covers it
+    }
+    const auto& reg = this->layers();
+    std::set<std::size_t> measured;
+    for (const auto& l : spec.layers)
+        if (auto i = reg.index_of(l.name)) measured.insert(*i);
+    if (measured != std::set<std::size_t>(layers.begin(), layers.end())) return best;
+    // A uniform setting is a spec every layer has a cost for; its predicted KL is the sum of those costs.
+    std::map<std::string, std::pair<double, std::size_t>> sums;  // spec -> (cost, layers having it)
+    for (const auto& l : spec.layers)
+        for (const auto& c : l.candidates) {
+            sums[c.spec].first += c.cost;
+            ++sums[c.spec].second;
+        }
+    for (const auto& [text, sum] : sums) {
+        if (sum.second != spec.layers.size()) continue;
+        double bpw = 0;
+        try {
+            bpw = estimate_plan_bits(reg, uniform_plan(layers, CodecSpec::parse(text))).bits_per_weight();
+        } catch (const Error&) {
+            continue;
+        }
+        if (bpw > maxBpw * (1 + 1e-12)) continue;  // the same setting as the run costs the same bits
+        if (best.spec.isEmpty() || sum.first < best.predictedKl)
+            best = {QString::fromStdString(text), bpw, sum.first};
+    }
+    return best;
 }
 
 JobRunner* WorkbenchSession::measureSensitivity(const std::vector<std::size_t>& layers, const QStringList& candidates) {
@@ -414,6 +483,19 @@ JobRunner* WorkbenchSession::measureSensitivity(const std::vector<std::size_t>& 
         state->measurements_key = key;
         if (state == s_) emit sensitivityMeasured();
     });
+    // A cancelled or failed job keeps the pairs it finished (each is complete when stored): the views show
+    // them and a re-run measures only the rest.
+    const auto keepFinished = [this, state, measured, key] {
+        const bool nothingNew = measured->empty() ||
+                                (state->measurements_key == key && measured->size() <= state->measurements.size());
+        if (nothingNew) return;
+        measured->fit_proxy();
+        state->measurements = std::move(*measured);
+        state->measurements_key = key;
+        if (state == s_) emit sensitivityMeasured();
+    };
+    connect(job, &JobRunner::cancelled, this, keepFinished);
+    connect(job, &JobRunner::failed, this, keepFinished);
     announceRun(job, projectPath_, runId);
     return job;
 }
@@ -442,11 +524,13 @@ JobRunner* WorkbenchSession::evaluate() {
                             *out, current_result(state->results, state->tensors));
         });
     });
-    connect(job, &JobRunner::finished, this, [this, state, out, tokens] {
+    connect(job, &JobRunner::finished, this, [this, state, out, tokens, evalPath = data.evalPath] {
         state->kl = std::move(*out);
         state->kl_tokens = std::move(*tokens);
         state->has_kl = true;
-        if (state == s_) emit evaluated();
+        if (state != s_) return;
+        noteEvaluation(tr("Evaluate KL"), evalPath);
+        emit evaluated();
     });
     announceRun(job, projectPath_, runId);
     return job;
@@ -487,6 +571,7 @@ JobRunner* WorkbenchSession::exportModel(const ExportRequest& request) {
             }
             case ExportFormat::Gguf: {
                 GgufExportOptions go;
+                go.replace = request.replace;
                 if (!request.ggufType.isEmpty()) {
                     const auto t = ggml_type_from_name(utf8(request.ggufType));
                     if (!t) throw Error("export: unknown GGUF type '" + utf8(request.ggufType) + "'");

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "alloc/allocation_spec.h"
+#include "eval_summary.h"
 #include "model/layer_registry.h"
 
 namespace quench {
@@ -110,6 +111,13 @@ public:
     const quench::QuantizedTensor* quantizedTensor(std::size_t layer) const;
     const QatCurve& qatCurve() const { return qatCurve_; }
     QString lastRunId() const { return lastRunId_; }  // the latest run recorded in the project file
+    // Every evaluation of the loaded model (quantize, apply and QAT with evaluation text, Evaluate KL), oldest
+    // first, with core's numbers: the results summary shows the last one and its change from the one before.
+    const std::vector<EvalSummary>& evaluations() const;
+    // Among the measured sensitivity candidates, the uniform setting of `layers` with the least predicted KL
+    // at no more than maxBpw bits per weight (bits as quantize counts them). Empty when the measurements do
+    // not cover exactly those layers (a prediction for other layers would compare nothing).
+    UniformPrediction bestUniform(double maxBpw, const std::vector<std::size_t>& layers) const;
 
     // Pins and per-layer bit ranges from the layer tree; they feed the allocation problem.
     quench::AllocConstraints& constraints() { return constraints_; }
@@ -147,13 +155,20 @@ signals:
     // One training step (from the engine's callback, queued to the GUI thread); heldoutKl < 0: not measured.
     void qatStep(qint64 step, double loss, double heldoutKl);
     void qatFinished();  // qatCurve() holds the run's whole curve
+    // A quantize, apply or QAT job finished without evaluation text, so its KL was not measured; why says so.
+    void klSkipped(const QString& why);
     // A job recorded a run (complete, cancelled or failed) in the project file.
     void runRecorded(const QString& project, const QString& runId);
 
 private:
     struct State;
     // Takes a quantize job's results into the session when it finishes; drops the old ones when it fails.
-    void connectQuantizeJob(JobRunner* job, std::shared_ptr<State> state, std::shared_ptr<struct QuantizeOut> out);
+    void connectQuantizeJob(JobRunner* job, std::shared_ptr<State> state, std::shared_ptr<struct QuantizeOut> out,
+                            const QString& source, const QString& evalPath);
+    // After a job stored a KL report in the current state: appends it to evaluations() (GUI thread).
+    void noteEvaluation(const QString& source, const QString& evalPath);
+    // Says (klSkipped) that a job's result was not evaluated for want of evaluation text.
+    void noteSkippedEvaluation();
     // Announces the run a job recorded (its id is set on the worker thread when the run begins).
     void announceRun(JobRunner* job, const QString& project, std::shared_ptr<std::string> runId);
     JobQueue* jobs_;
@@ -163,6 +178,8 @@ private:
     QString projectPath_, lastRunId_;
     quench::AllocConstraints constraints_;
     QatCurve qatCurve_;
+    std::vector<EvalSummary> evaluations_;
+    std::weak_ptr<State> evaluationsOf_;  // the model state evaluations_ describe (a new model starts afresh)
 };
 
 }  // namespace quench::gui

@@ -183,12 +183,12 @@ private slots:
         AllocationView view;
         view.setMeasurements(m, CostSource::Auto);
         const AllocationProblem problem(to_allocation_spec(m, CostSource::Auto));
-        // MB: the spin box shows the budget in MB and a bytes budget solves as core does.
+        // MiB: the spin box shows the budget in MiB (2^20 bytes) and a bytes budget solves as core does.
         view.setBudgetUnit(BudgetUnit::Megabytes);
         const double bytes = 4.0 * double(problem.total_weights()) / 8.0;
         view.setBudgetBytes(bytes);
         QCOMPARE(view.allocation().total_bits, problem.solve_lagrangian(Budget::bytes(bytes)).total_bits);
-        QCOMPARE(view.spinBox()->value(), std::round(bytes / 1e6 * 1000) / 1000);
+        QCOMPARE(view.spinBox()->value(), std::round(bytes / 1048576.0 * 1000) / 1000);
         QVERIFY(std::abs(view.budgetBitsPerWeight() - 4.0) < 1e-12);
 
         // A budget below the cheapest allocation: an inline message, no allocation, no exception.

@@ -1,5 +1,5 @@
-// End to end through the real window, as a user would: open the tiny model, choose data, select two
-// layers, run RTN 4-bit, see two bars holding the numbers core computes for the same plan and the Weights
+// End to end through the real window, as a user would: open the tiny model, choose data, select all 14
+// block layers, run RTN 4-bit, see 14 bars holding the numbers core computes for the same plan and the Weights
 // tab's 16 levels of a group where core puts them, measure sensitivity for a few candidates (the event loop
 // never stalls 100 ms meanwhile), move the budget slider and see the allocation re-solved within 100 ms,
 // pin a layer, apply the allocation, compare the two runs, evaluate, export packed and reopen the export.
@@ -63,6 +63,7 @@ namespace {
 constexpr int kCalibTokens = 2048;
 constexpr int kEvalTokens = 1024;
 constexpr int kContext = 128;
+constexpr int kLayers = 14;  // every linear layer of the two blocks
 const QString kSpec = QStringLiteral("rtn:b=4,g=32");
 
 // Runs the event loop until the job ends while measuring the longest gap between 10 ms timer ticks.
@@ -159,12 +160,11 @@ private slots:
             treeLayers += w.modelPanel()->tree()->topLevelItem(b)->childCount();
         QCOMPARE(std::size_t(treeLayers), reg.size());
 
-        // Select two layers and choose RTN 4-bit.
+        // Select every block layer (the screenshots show the whole model) and choose RTN 4-bit.
         const QString layerA = QStringLiteral("model.layers.0.self_attn.q_proj");
-        const QString layerB = QStringLiteral("model.layers.1.mlp.down_proj");
-        QVERIFY(w.modelPanel()->selectByFilter(layerA + QLatin1Char(',') + layerB, false));
+        QVERIFY(w.modelPanel()->selectByFilter(QStringLiteral("model.layers.*"), false));
         const auto selected = w.modelPanel()->selectedLayers();
-        QCOMPARE(selected.size(), std::size_t(2));
+        QCOMPARE(selected.size(), std::size_t(kLayers));
         w.methodPanel()->setSpecText(kSpec);
         QVERIFY2(w.methodPanel()->isValid(), qPrintable(w.methodPanel()->validationMessage()));
         QVERIFY2(!test::screenshot(w, QStringLiteral("01-model-and-method")).isEmpty(), "screenshot not written at 1280 x 800");
@@ -177,10 +177,10 @@ private slots:
         QVERIFY2(stallQuantize < 100, qPrintable(QStringLiteral("event loop stalled %1 ms").arg(stallQuantize)));
         QVERIFY2(errors.isEmpty(), qPrintable(errors.join(QLatin1Char('\n'))));
 
-        // Two bars, holding what core computes for the same plan on a model of our own.
+        // One bar a layer, holding what core computes for the same plan on a model of our own.
         auto* chart = w.charts()->findChild<DistortionChart*>();
         QVERIFY(chart);
-        QCOMPARE(chart->barCount(), 2);
+        QCOMPARE(chart->barCount(), kLayers);
         auto model = quench::LlamaModel::load(test::modelDir().toStdString());
         auto tok = quench::load_tokenizer(test::modelDir().toStdString());
         const auto calib = quench::tokenize_text_file(*tok, test::calibText().toStdString(), true, kCalibTokens);
@@ -188,8 +188,8 @@ private slots:
         qo.capture.ctx = kContext;
         const auto expected = quench::quantize_model_layers(
             *model, quench::uniform_plan(selected, quench::CodecSpec::parse(kSpec.toStdString())), calib, qo);
-        QCOMPARE(expected.layers.size(), std::size_t(2));
-        for (int i = 0; i < 2; ++i) {
+        QCOMPARE(expected.layers.size(), std::size_t(kLayers));
+        for (int i = 0; i < kLayers; ++i) {
             QCOMPARE(chart->barLabel(i).toStdString(), expected.layers[i].name);
             chart->setMetric(DistortionMetric::OutputRelError);
             QCOMPARE(chart->barValue(i), expected.layers[i].metrics.output_rel_error);
@@ -253,7 +253,7 @@ private slots:
             const quench::Measurements recorded = quench::read_measurements(run);
             const quench::Measurements& live = w.session()->measurements();
             QCOMPARE(recorded.size(), live.size());
-            QCOMPARE(live.size(), std::size_t(6));
+            QCOMPARE(live.size(), std::size_t(3 * kLayers));
             for (const auto& layer : live.layers())
                 for (const auto* p : live.points_of(layer.name)) {
                     const auto* r = recorded.find(layer.name, p->spec);
@@ -264,14 +264,14 @@ private slots:
                     QCOMPARE(r->has_kl, p->has_kl);
                     QCOMPARE(r->kl, p->kl);
                 }
-            QCOMPARE(std::get<int64_t>(run.attr("quantize_calls")), int64_t(6));
+            QCOMPARE(std::get<int64_t>(run.attr("quantize_calls")), int64_t(3 * kLayers));
         }
 
         // The allocation view got the measured problem; moving the slider re-solves within 100 ms.
         auto* alloc = w.charts()->findChild<AllocationView*>();
         QVERIFY(alloc);
         QVERIFY2(alloc->hasAllocation(), qPrintable(alloc->message()));
-        QCOMPARE(alloc->barCount(), 2);
+        QCOMPARE(alloc->barCount(), kLayers);
         w.charts()->showChart(alloc);
         QSlider* slider = alloc->slider();
         slider->setValue(slider->minimum());
@@ -318,7 +318,7 @@ private slots:
         QVERIFY(w.resultsPanel()->compare(project, QStringLiteral("run-0001"), project, QStringLiteral("run-0003")));
         QVERIFY(w.resultsPanel()->runBoxA()->currentData().toString().endsWith(QStringLiteral("|run-0001")));
         QVERIFY(w.resultsPanel()->runBoxB()->currentData().toString().endsWith(QStringLiteral("|run-0003")));
-        QCOMPARE(w.resultsPanel()->comparison()->topLevelItemCount(), 2);
+        QCOMPARE(w.resultsPanel()->comparison()->topLevelItemCount(), kLayers);
         auto* rowA = w.resultsPanel()->comparison()->topLevelItem(0);
         QCOMPARE(rowA->text(ResultsPanel::SpecACol), QStringLiteral("rtn:b=4,g=32"));
         QCOMPARE(rowA->text(ResultsPanel::SpecBCol), QStringLiteral("rtn:b=8,g=32"));
@@ -345,7 +345,7 @@ private slots:
             QCOMPARE(recorded.per_token_kl, live.per_token_kl);
             // The layers the evaluated model had quantized: the applied allocation's.
             const auto layers = quench::read_layer_results(run);
-            QCOMPARE(layers.size(), std::size_t(2));
+            QCOMPARE(layers.size(), std::size_t(kLayers));
             QCOMPARE(QString::fromStdString(layers[0].spec.to_string()), w.session()->layerOutcomes().at(selected[0]).spec);
             QCOMPARE(std::get<double>(run.attr("total_bpw")), w.session()->totalBitsPerWeight());
         }
@@ -379,7 +379,7 @@ private slots:
             QCOMPARE(QString::fromStdString(std::get<std::string>(run.attr("out"))), packed);
             QCOMPARE(std::get<int64_t>(run.attr("bytes")), int64_t(bytes));
             QCOMPARE(std::get<int64_t>(run.attr("bytes")), int64_t(QFileInfo(packed + QStringLiteral("/model.safetensors")).size()));
-            QCOMPARE(std::get<int64_t>(run.attr("quantized_tensors")), int64_t(2));
+            QCOMPARE(std::get<int64_t>(run.attr("quantized_tensors")), int64_t(kLayers));
             QCOMPARE(std::get<double>(run.attr("total_bpw")), w.session()->totalBitsPerWeight());
         }
         QCOMPARE(w.resultsPanel()->runCount(), 5);

@@ -5,6 +5,7 @@
 #include <QEvent>
 #include <QHBoxLayout>
 #include <QLabel>
+#include <QPushButton>
 #include <QSlider>
 #include <QStackedLayout>
 #include <QVBoxLayout>
@@ -12,19 +13,25 @@
 #include <algorithm>
 #include <cmath>
 #include <exception>
-#include <map>
-#include <set>
 #include <stdexcept>
 
 #include "chart_style.h"
+#include "allocation_bars.h"
 #include "layer_bar_plot.h"
 
 namespace quench::gui {
 
 namespace {
 constexpr int kSliderSteps = 1000;
-constexpr double kBytesPerMB = 1e6;
+constexpr double kBytesPerMiB = 1024.0 * 1024.0;  // sizes in binary units everywhere in the GUI
+constexpr double kSpinScale = 1000;  // the spin box shows 3 decimals in either unit
 
+// Rounded up to what the spin box can show, so "needs at least X" and "raise to X" agree and X suffices.
+double ceilToSpin(double v) { return std::ceil(v * kSpinScale - 1e-6) / kSpinScale; }
+
+bool hasBitLimits(const AllocConstraints& c) {
+    return !c.layer_limits.empty() || c.limits.min_bits_per_weight > 0 || std::isfinite(c.limits.max_bits_per_weight);
+}
 }  // namespace
 
 AllocationView::AllocationView(QWidget* parent) : QWidget(parent) {
@@ -37,13 +44,20 @@ AllocationView::AllocationView(QWidget* parent) : QWidget(parent) {
     spin_->setToolTip(tr("Budget as a number; values outside the slider's range are allowed and explained"));
     unitBox_ = new QComboBox(this);
     unitBox_->addItem(tr("bits/weight"), int(BudgetUnit::BitsPerWeight));
-    unitBox_->addItem(tr("MB"), int(BudgetUnit::Megabytes));
-    unitBox_->setToolTip(tr("Average bits per weight over the layers of the problem, or their size in MB (10^6 bytes)"));
+    unitBox_->addItem(tr("MiB"), int(BudgetUnit::Megabytes));
+    unitBox_->setToolTip(tr("Average bits per weight over the layers of the problem, or their size in MiB (2^20 bytes)"));
+    apply_ = new QPushButton(tr("Apply"), this);
     summary_ = new QLabel(this);
     summary_->setWordWrap(true);  // one long line would widen the tab beyond the space the docks leave it
     summary_->setTextInteractionFlags(Qt::TextSelectableByMouse);
     summary_->setToolTip(tr("Predicted KL: sum of the chosen settings' measured (or proxy) KL, in nats per token. "
-                            "Size: the quantized layers' total bits / 8."));
+                            "Size: the quantized layers' total bits / 8, shared parts (paid once) included."));
+    comparison_ = new QLabel(this);
+    comparison_->setWordWrap(true);
+    comparison_->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    comparison_->setToolTip(tr("The allocation applied to the model: the KL its measurements predicted (a sum over "
+                               "layers, blind to their interactions) against the KL measured on the evaluation text"));
+    comparison_->hide();
     message_ = new QLabel(this);
     message_->setWordWrap(true);
     message_->setAlignment(Qt::AlignCenter);
@@ -51,6 +65,9 @@ AllocationView::AllocationView(QWidget* parent) : QWidget(parent) {
     QFont bold = message_->font();  // the message replaces the chart: it must read as the main content
     bold.setBold(true);
     message_->setFont(bold);
+    raise_ = new QPushButton(this);
+    raise_->setToolTip(tr("Set the budget to the least the layers and their constraints allow"));
+    raise_->hide();
 
     connect(slider_, &QSlider::valueChanged, this, [this](int pos) {
         if (syncing_ || !problem_) return;
@@ -62,34 +79,45 @@ AllocationView::AllocationView(QWidget* parent) : QWidget(parent) {
     });
     connect(spin_, qOverload<double>(&QDoubleSpinBox::valueChanged), this, [this](double v) {
         if (syncing_ || !problem_) return;
-        if (unit_ == BudgetUnit::Megabytes) setBudgetBytes(v * kBytesPerMB);
+        if (unit_ == BudgetUnit::Megabytes) setBudgetBytes(v * kBytesPerMiB);
         else setBudgetBitsPerWeight(v);
     });
     connect(unitBox_, qOverload<int>(&QComboBox::currentIndexChanged), this,
             [this](int i) { setBudgetUnit(BudgetUnit(unitBox_->itemData(i).toInt())); });
+    connect(apply_, &QPushButton::clicked, this, [this] {
+        if (allocation_ && applyAvailable_) emit applyRequested(*allocation_);
+    });
+    connect(raise_, &QPushButton::clicked, this, [this] {
+        if (!problem_) return;
+        // The least budget in the unit shown, rounded up to the spin box's 3 decimals: always feasible.
+        if (unit_ == BudgetUnit::Megabytes)
+            setBudgetBytes(ceilToSpin(double(problem_->min_bits()) / 8.0 / kBytesPerMiB) * kBytesPerMiB);
+        else setBudgetBitsPerWeight(ceilToSpin(problem_->min_bits_per_weight()));
+    });
 
     auto* controls = new QHBoxLayout;
     controls->addWidget(new QLabel(tr("Budget:"), this));
     controls->addWidget(slider_, 1);
     controls->addWidget(spin_);
     controls->addWidget(unitBox_);
+    controls->addWidget(apply_);
 
-    plot_ = new LayerBarPlot(this);
-    plot_->setToolTip(tr("Bits per weight the allocation gives each layer, coloured by codec"));
-    plot_->setToolTipProvider([this](int i) -> QString {
-        if (!allocation_ || i >= int(allocation_->layers.size())) return {};
-        const LayerChoice& c = allocation_->layers[size_t(i)];
-        return tr("<b>%1</b><br>%2%3<br>%4 bits/weight, predicted KL %5 nats/token")
-            .arg(QString::fromStdString(c.name).toHtmlEscaped(), QString::fromStdString(c.spec).toHtmlEscaped(),
-                 c.pinned ? tr(" (pinned)") : QString(), formatValue(c.bits_per_weight), formatValue(c.cost));
-    });
+    bars_ = new AllocationBars(this);
+
+    auto* messagePage = new QWidget(this);
+    auto* messageLayout = new QVBoxLayout(messagePage);
+    messageLayout->addStretch(1);
+    messageLayout->addWidget(message_);
+    messageLayout->addWidget(raise_, 0, Qt::AlignHCenter);
+    messageLayout->addStretch(1);
     stack_ = new QStackedLayout;
-    stack_->addWidget(message_);
-    stack_->addWidget(plot_);
+    stack_->addWidget(messagePage);
+    stack_->addWidget(bars_);
 
     auto* layout = new QVBoxLayout(this);
     layout->addLayout(controls);
     layout->addWidget(summary_);
+    layout->addWidget(comparison_);
     layout->addLayout(stack_, 1);
     rebuildProblem();
 }
@@ -98,6 +126,7 @@ AllocationView::~AllocationView() = default;
 
 void AllocationView::setSpec(AllocationSpec spec) {
     spec_ = std::move(spec);
+    if (spec_.layers.empty()) budgetBpw_ = 0;  // the next data (another model, say) starts mid-range again
     rebuildProblem();
 }
 
@@ -113,7 +142,9 @@ void AllocationView::setMeasurements(const Measurements& m, CostSource source) {
         spec_ = {};
         problem_.reset();
         allocation_.reset();
-        showMessage(tr("No allocation: %1").arg(QString::fromStdString(e.what())));
+        budgetBpw_ = 0;
+        showMessage(tr("No allocation: %1").arg(QString::fromStdString(e.what())),
+                    tr("none: %1").arg(QString::fromStdString(e.what())));
     }
 }
 
@@ -139,11 +170,14 @@ int AllocationView::bpwToSlider(double bpw) const {
 }
 double AllocationView::bpwToUnit(double bpw) const {
     if (unit_ == BudgetUnit::BitsPerWeight || !problem_) return bpw;
-    return bpw * double(problem_->total_weights()) / 8.0 / kBytesPerMB;
+    return bpw * double(problem_->total_weights()) / 8.0 / kBytesPerMiB;
 }
 double AllocationView::unitToBpw(double v) const {
     if (unit_ == BudgetUnit::BitsPerWeight || !problem_) return v;
-    return v * kBytesPerMB * 8.0 / double(problem_->total_weights());
+    return v * kBytesPerMiB * 8.0 / double(problem_->total_weights());
+}
+QString AllocationView::formatBudget(double bpw) const {
+    return unit_ == BudgetUnit::Megabytes ? tr("%1 MiB").arg(bpwToUnit(bpw), 0, 'f', 3) : tr("%1 b/w").arg(bpw, 0, 'f', 3);
 }
 
 double AllocationView::budgetBitsPerWeight() const { return budgetBpw_; }
@@ -164,14 +198,15 @@ void AllocationView::setBudgetBytes(double bytes) {
 void AllocationView::setBudgetUnit(BudgetUnit unit) {
     unit_ = unit;
     syncControls();
+    if (problem_ && !allocation_ && !infeasibleError_.isEmpty()) showInfeasible();  // its numbers in the new unit
 }
 
 void AllocationView::syncControls() {
     syncing_ = true;
     unitBox_->setCurrentIndex(unitBox_->findData(int(unit_)));
     const bool mb = unit_ == BudgetUnit::Megabytes;
-    spin_->setDecimals(mb ? 3 : 3);
-    spin_->setSuffix(mb ? tr(" MB") : tr(" b/w"));
+    spin_->setDecimals(3);
+    spin_->setSuffix(mb ? tr(" MiB") : tr(" b/w"));
     // The spin box accepts values outside the slider range (down to 0 and up to fp32): the message explains.
     spin_->setRange(0, bpwToUnit(std::max(32.0, maxBitsPerWeight())));
     spin_->setSingleStep(mb ? std::max(1e-3, bpwToUnit(0.01)) : 0.01);
@@ -180,29 +215,38 @@ void AllocationView::syncControls() {
     syncing_ = false;
 }
 
-void AllocationView::showMessage(const QString& text) {
+void AllocationView::showMessage(const QString& text, const QString& reason) {
     message_->setText(text);
+    raise_->hide();
     summary_->clear();
     stack_->setCurrentIndex(0);
+    unavailable_ = reason;
+    updateApply();
+    emit allocationUnavailable(reason);
 }
 
 QString AllocationView::message() const { return stack_->currentIndex() == 0 ? message_->text() : QString(); }
+QString AllocationView::unavailableReason() const { return allocation_ ? QString() : unavailable_; }
+QString AllocationView::summaryText() const { return summary_->text(); }
 
 void AllocationView::rebuildProblem() {
     allocation_.reset();
     problem_.reset();
-    codecOfBar_.clear();
-    plot_->setBars({}, {});
+    freeMinBpw_.reset();
+    infeasibleError_.clear();
+    bars_->setLayers(spec_.layers, {}, 1);
     slider_->setEnabled(false);
     spin_->setEnabled(false);
     if (spec_.layers.empty()) {
-        showMessage(tr("No data: measure the layers' sensitivity to explore bit allocations here."));
+        showMessage(tr("No data: measure the layers' sensitivity to explore bit allocations here."),
+                    tr("none (no sensitivity measurements)"));
         return;
     }
     try {
         problem_ = std::make_unique<AllocationProblem>(spec_);
     } catch (const std::exception& e) {
-        showMessage(tr("Cannot set up the allocation: %1").arg(QString::fromStdString(e.what())));
+        const QString what = QString::fromStdString(e.what());
+        showMessage(tr("Cannot set up the allocation: %1").arg(what), tr("cannot be set up: %1").arg(what));
         return;
     }
     slider_->setEnabled(true);
@@ -228,15 +272,11 @@ void AllocationView::rebuildProblem() {
             yMax = std::max(yMax, c.bits_per_weight + (l.weights > 0 ? c.extra_bits / double(l.weights) : 0));
         }
     }
-    QStringList labels;
-    for (const AllocLayer& l : spec_.layers) labels << shortLayerName(l.name);
-    plot_->setLabels(labels);
-    plot_->setLegend(std::move(legend));
-    plot_->setYAxis(std::ceil(yMax > 0 ? yMax : 1), tr("bits per weight"));
+    bars_->setLayers(spec_.layers, std::move(legend), std::ceil(yMax > 0 ? yMax : 1));
 
-    // Keep the user's budget across constraint edits, clamped into the new range; start in the middle.
-    const double lo = minBitsPerWeight(), hi = maxBitsPerWeight();
-    budgetBpw_ = budgetBpw_ > 0 ? std::clamp(budgetBpw_, lo, hi) : 0.5 * (lo + hi);
+    // The user's budget stays what it was, whatever the new constraints need (an infeasible one says so and
+    // offers to raise it); only the first data starts mid-range.
+    if (budgetBpw_ <= 0) budgetBpw_ = 0.5 * (minBitsPerWeight() + maxBitsPerWeight());
     setBudgetBitsPerWeight(budgetBpw_);
 }
 
@@ -245,40 +285,142 @@ void AllocationView::solveAt(const Budget& budget) {
         allocation_ = problem_->solve_lagrangian(budget);
     } catch (const std::exception& e) {
         allocation_.reset();
-        showMessage(tr("Infeasible budget: %1").arg(QString::fromStdString(e.what())));
+        bars_->clear();
+        infeasibleError_ = QString::fromStdString(e.what());
+        showInfeasible();
         return;
     }
+    infeasibleError_.clear();
+    unavailable_.clear();
+    raise_->hide();
     updateChart();
     stack_->setCurrentIndex(1);
+    updateApply();
     emit allocationChanged(*allocation_);
+}
+
+// Says what the budget lacks and why, in the unit shown: the constraints' doing (pins, bit limits) when the
+// same layers without them would fit the budget, else the layers' own cheapest settings.
+void AllocationView::showInfeasible() {
+    const double need = problem_->min_bits_per_weight();
+    QString cause;
+    if (!spec_.constraints.pins.empty() || hasBitLimits(spec_.constraints)) {
+        if (!freeMinBpw_) {
+            AllocationSpec free = spec_;
+            free.constraints.pins.clear();
+            free.constraints.layer_limits.clear();
+            free.constraints.limits = {};
+            try {
+                freeMinBpw_ = AllocationProblem(std::move(free)).min_bits_per_weight();
+            } catch (const std::exception&) {
+                freeMinBpw_ = need;  // cannot tell: name no cause
+            }
+        }
+        if (*freeMinBpw_ <= budgetBpw_ && *freeMinBpw_ < need) {
+            const bool pins = !spec_.constraints.pins.empty(), limits = hasBitLimits(spec_.constraints);
+            cause = pins && limits ? tr("pins and bit limits") : pins ? tr("pins") : tr("bit limits");
+        }
+    }
+    const double needShown = unitToBpw(ceilToSpin(bpwToUnit(need)));
+    const QString needText = formatBudget(needShown), budgetText = formatBudget(budgetBpw_);
+    const QString text = cause.isEmpty()
+        ? tr("Infeasible budget: %1 is below the least any allocation of these layers needs, %2.")
+              .arg(budgetText, needText)
+        : tr("Infeasible: the %1 need at least %2; the budget is %3.\nThe budget stays as you set it: raise it, "
+             "or remove %1.").arg(cause, needText, budgetText);
+    const QString reason = cause.isEmpty()
+        ? tr("infeasible: the budget %1 is below the least possible, %2").arg(budgetText, needText)
+        : tr("infeasible: %1 need at least %2 (budget %3)").arg(cause, needText, budgetText);
+    showMessage(text + QStringLiteral("\n\n") + infeasibleError_, reason);
+    raise_->setText(tr("Raise budget to %1").arg(needText));
+    raise_->show();
 }
 
 void AllocationView::updateChart() {
     const Allocation& a = *allocation_;
-    summary_->setText(tr("Predicted KL <b>%1</b> nats/token · size <b>%2 MB</b> · <b>%3</b> bits/weight "
+    QString summary = tr("Predicted KL <b>%1</b> nats/token · size <b>%2 MiB</b> · <b>%3</b> bits/weight "
                          "(budget %4) · λ = %5 per bit")
-                          .arg(formatValue(a.total_cost), QString::number(a.bytes / kBytesPerMB, 'f', 3),
+                          .arg(formatValue(a.total_cost), QString::number(a.bytes / kBytesPerMiB, 'f', 3),
                                QString::number(a.bits_per_weight, 'f', 3), QString::number(budgetBpw_, 'f', 3),
-                               formatValue(a.lambda)));
-    std::vector<double> values(a.layers.size());
-    std::vector<QColor> colors(a.layers.size());
-    codecOfBar_.resize(a.layers.size());
-    for (size_t i = 0; i < a.layers.size(); ++i) {
-        codecOfBar_[i] = codecOfSpec(a.layers[i].spec);
-        values[i] = a.layers[i].bits_per_weight;
-        colors[i] = codecColor(codecOfBar_[i]);
+                               formatValue(a.lambda));
+    // The bars leave out parts stored once per model (a LiftQuant lift matrix): name them so that the bars
+    // plus these bits are the total.
+    if (a.shared_bits > 0) {
+        QStringList keys;
+        for (const std::string& k : a.shared_keys) keys << QString::fromStdString(k).toHtmlEscaped();
+        summary += tr(" · incl. %1 bits of shared matrices (%2)").arg(a.shared_bits).arg(keys.join(QStringLiteral(", ")));
     }
-    plot_->setBars(std::move(values), std::move(colors));
+    summary_->setText(summary);
+    bars_->setAllocation(a);
+}
+
+bool AllocationView::overviewShown() const { return bars_->overviewShown(); }
+int AllocationView::blockCount() const { return bars_->blockCount(); }
+double AllocationView::blockBitsPerWeight(int g) const { return bars_->blockBitsPerWeight(g); }
+void AllocationView::scrollToBlock(int g) { bars_->scrollToBlock(g); }
+LayerBarPlot* AllocationView::barPlot() const { return bars_->layerPlot(); }
+LayerBarPlot* AllocationView::blockPlot() const { return bars_->blockPlot(); }
+QScrollArea* AllocationView::barScroll() const { return bars_->layerScroll(); }
+
+void AllocationView::setApplyAvailable(bool available, const QString& whyNot) {
+    applyAvailable_ = available;
+    applyWhyNot_ = whyNot;
+    updateApply();
+}
+
+void AllocationView::updateApply() {
+    const bool ok = allocation_ && applyAvailable_;
+    apply_->setEnabled(ok);
+    // Disabled, it says why: first what the tab lacks (the allocation), then what the window lacks (a model).
+    if (ok)
+        apply_->setToolTip(tr("Quantize every layer with the setting shown (as Run > Apply Allocation); with "
+                              "evaluation text set, the measured KL appears here next to the predicted one"));
+    else if (!allocation_)
+        apply_->setToolTip(tr("Nothing to apply: the allocation is %1").arg(unavailable_));
+    else
+        apply_->setToolTip(applyWhyNot_);
+}
+
+void AllocationView::setApplied(const Allocation& applied) {
+    applied_ = applied;
+    measuredKl_.reset();
+    updateComparison();
+}
+
+void AllocationView::clearApplied() {
+    applied_.reset();
+    measuredKl_.reset();
+    updateComparison();
+}
+
+void AllocationView::setMeasuredKl(double klMean) {
+    measuredKl_ = klMean;
+    updateComparison();
+}
+
+void AllocationView::clearMeasuredKl() {
+    measuredKl_.reset();
+    updateComparison();
+}
+
+QString AllocationView::comparisonText() const { return comparison_->isVisibleTo(this) ? comparison_->text() : QString(); }
+
+void AllocationView::updateComparison() {
+    comparison_->setVisible(applied_.has_value());
+    if (!applied_) return comparison_->clear();
+    const Allocation& a = *applied_;
+    const QString head = tr("Applied allocation (%1 b/w):").arg(a.bits_per_weight, 0, 'f', 3);
+    comparison_->setText(measuredKl_
+                             ? tr("%1 predicted %2 / measured %3 nats per token")
+                                   .arg(head, formatValue(a.total_cost), formatValue(*measuredKl_))
+                             : tr("%1 predicted %2 nats per token; measured once the model is evaluated (Ctrl+K, "
+                                  "or evaluation text set before applying)")
+                                   .arg(head, formatValue(a.total_cost)));
 }
 
 int AllocationView::barCount() const { return allocation_ ? int(allocation_->layers.size()) : 0; }
-double AllocationView::barBitsPerWeight(int i) const { return plot_->value(i); }
+double AllocationView::barBitsPerWeight(int i) const { return bars_->layerPlot()->value(i); }
 QString AllocationView::barLabel(int i) const { return QString::fromStdString(spec_.layers.at(size_t(i)).name); }
-QString AllocationView::barCodec(int i) const { return codecOfBar_.at(size_t(i)); }
-
-void AllocationView::changeEvent(QEvent* e) {
-    QWidget::changeEvent(e);
-    if (e->type() == QEvent::PaletteChange) plot_->update();
-}
+QString AllocationView::barCodec(int i) const { return bars_->codecOf(i); }
 
 }  // namespace quench::gui

@@ -1,15 +1,21 @@
 #include "chart_style.h"
 
+#include <QAbstractScrollArea>
 #include <QLabel>
+#include <QLocale>
 #include <QStackedLayout>
+#include <QVBoxLayout>
 
 #include <QtCharts/QAbstractAxis>
 #include <QtCharts/QChart>
 #include <QtCharts/QLegend>
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <map>
+
+#include "model/layer_registry.h"
 
 namespace quench::gui {
 
@@ -65,12 +71,55 @@ void applyPalette(QChart* chart, const QPalette& palette) {
     }
 }
 
-QString shortLayerName(const std::string& name) {
-    QString s = QString::fromStdString(name);
-    s.remove(QStringLiteral("model.layers."));
-    s.remove(QStringLiteral("self_attn."));
-    s.remove(QStringLiteral("mlp."));
-    return s;
+QString shortLayerName(const std::string& name) { return QString::fromStdString(quench::short_layer_name(name)); }
+
+int layerKindRank(const std::string& name) {
+    const std::string brief = quench::short_layer_name(name);
+    const auto k = quench::layer_kind_from_name(brief.substr(brief.find('.') + 1));  // npos + 1: all of it
+    return k ? int(*k) : 100;
+}
+
+LayerFilter::LayerFilter(const QString& text) {
+    for (const QString& t : text.split(QRegularExpression(QStringLiteral("[,\\s]+")), Qt::SkipEmptyParts)) {
+        if (t.contains(QLatin1Char('*')) || t.contains(QLatin1Char('?')))
+            wild_.emplace_back(QRegularExpression::wildcardToRegularExpression(t));
+        else
+            plain_ << t;
+    }
+}
+
+bool LayerFilter::matches(const std::string& name) const {
+    if (isEmpty()) return true;
+    const QString full = QString::fromStdString(name), brief = shortLayerName(name);
+    for (const QRegularExpression& re : wild_)
+        if (re.match(brief).hasMatch() || re.match(full).hasMatch()) return true;
+    const int dot = brief.indexOf(QLatin1Char('.'));
+    const QString block = dot < 0 ? QString() : brief.left(dot), kind = dot < 0 ? brief : brief.mid(dot + 1);
+    // Short terms match whole parts only: "3" is not block 13, and "o" is o_proj, not every name with an o.
+    for (const QString& t : plain_)
+        if (t == brief || t == block || t == kind || (t.size() >= 3 && !t.front().isDigit() && full.contains(t)))
+            return true;
+    return false;
+}
+
+QString formatBytes(double bytes) {
+    return QLocale().formattedDataSize(qint64(std::llround(std::max(0.0, bytes))), 2, QLocale::DataSizeIecFormat);
+}
+
+QLabel* addHintOverlay(QWidget* view) {
+    // On a scroll area (a chart view) the label goes on the viewport, which the area sizes itself.
+    auto* area = qobject_cast<QAbstractScrollArea*>(view);
+    QWidget* host = area ? area->viewport() : view;
+    auto* hint = new QLabel(host);
+    hint->setAlignment(Qt::AlignCenter);
+    hint->setWordWrap(true);
+    hint->setAttribute(Qt::WA_TransparentForMouseEvents);
+    hint->setForegroundRole(QPalette::PlaceholderText);
+    hint->hide();
+    auto* layout = new QVBoxLayout(host);
+    layout->setContentsMargins(40, 40, 40, 40);
+    layout->addWidget(hint);
+    return hint;
 }
 
 QString formatValue(double v) {

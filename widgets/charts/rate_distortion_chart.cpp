@@ -5,12 +5,16 @@
 #include <QEvent>
 #include <QHBoxLayout>
 #include <QLabel>
+#include <QLineEdit>
 #include <QListWidget>
+#include <QPushButton>
 #include <QStackedLayout>
 #include <QToolTip>
 #include <QVBoxLayout>
 #include <QtCharts/QChart>
 #include <QtCharts/QChartView>
+#include <QtCharts/QLegend>
+#include <QtCharts/QLegendMarker>
 #include <QtCharts/QLineSeries>
 #include <QtCharts/QLogValueAxis>
 #include <QtCharts/QValueAxis>
@@ -35,37 +39,70 @@ QColor curveColor(int i) {
 RateDistortionChart::RateDistortionChart(QWidget* parent) : QWidget(parent) {
     list_ = new QListWidget(this);
     list_->setToolTip(tr("Tick the layers whose curves to draw"));
-    list_->setMaximumWidth(220);  // the full layer names fit; the chart keeps the rest
+    list_->setMaximumWidth(160);  // short names: the chart keeps the rest
     connect(list_, &QListWidget::itemChanged, this, [this] {
         QStringList names;
         for (int i = 0; i < list_->count(); ++i)
-            if (list_->item(i)->checkState() == Qt::Checked) names << list_->item(i)->text();
+            if (list_->item(i)->checkState() == Qt::Checked) names << list_->item(i)->data(Qt::UserRole).toString();
         if (names != chosen_) {
             chosen_ = names;
             rebuild();
         }
     });
+    filter_ = new QLineEdit(this);
+    filter_->setPlaceholderText(tr("filter: 3, down"));
+    filter_->setClearButtonEnabled(true);
+    filter_->setMaximumWidth(160);
+    filter_->setToolTip(tr("List only matching layers: a block (3), a kind (down), a short name (3.down), a part of "
+                           "the full name (mlp), or a wildcard (1*.q)"));
+    connect(filter_, &QLineEdit::textChanged, this, [this](const QString& text) {
+        const LayerFilter filter(text);
+        for (int i = 0; i < list_->count(); ++i)
+            list_->item(i)->setHidden(!filter.matches(list_->item(i)->data(Qt::UserRole).toString().toStdString()));
+    });
+    auto* plot = new QPushButton(tr("Plot shown"), this);
+    plot->setMaximumWidth(160);
+    plot->setToolTip(tr("Draw the curves of the listed layers (at most %1) in place of the ticked ones").arg(kMaxCurves));
+    connect(plot, &QPushButton::clicked, this, &RateDistortionChart::plotShown);
     metricBox_ = new QComboBox(this);
     metricBox_->addItem(tr("KL (nats/token)"), int(RdMetric::Kl));
     metricBox_->setItemData(0, tr("Model KL from full precision with only this layer quantized (proxy where not measured)"),
                             Qt::ToolTipRole);
     metricBox_->addItem(tr("output rel. error"), int(RdMetric::OutputRelError));
     metricBox_->setItemData(1, tr("||X(W - W')^T||² / ||XW^T||² on calibration rows"), Qt::ToolTipRole);
+    metricBox_->setMaximumWidth(160);
     connect(metricBox_, qOverload<int>(&QComboBox::currentIndexChanged), this,
             [this](int i) { setMetric(RdMetric(metricBox_->itemData(i).toInt())); });
-    view_ = new QChartView(this);
+
+    chart_ = new QChart;
+    chart_->setAnimationOptions(QChart::NoAnimation);
+    // At the side: a row along the top has room for about five names and elides the rest to nothing.
+    chart_->legend()->setAlignment(Qt::AlignRight);
+    x_ = new QValueAxis;
+    x_->setTitleText(tr("bits per weight (total)"));
+    y_ = new QLogValueAxis;
+    y_->setLabelFormat(QStringLiteral("%.0e"));
+    chart_->addAxis(x_, Qt::AlignBottom);
+    chart_->addAxis(y_, Qt::AlignLeft);
+    view_ = new QChartView(chart_, this);
     view_->setRenderHint(QPainter::Antialiasing);
-    stack_ = noDataStack(view_, tr("No data: run a sensitivity measurement to see rate-distortion curves."), this);
+    view_->setRubberBand(QChartView::RectangleRubberBand);  // drag to zoom in, right-click to zoom out
+    view_->setToolTip(tr("Each curve: one layer's candidate settings, distortion against bits. Lower-left is "
+                         "better; a steep curve means that layer gains much from extra bits. Drag a rectangle to "
+                         "zoom in, right-click to zoom out."));
+    hint_ = addHintOverlay(view_);
+    stack_ = noDataStack(view_, tr("No data: measure sensitivity (Method panel; it needs a calibration text in the "
+                                   "Data panel) to see rate-distortion curves."), this);
 
     auto* left = new QVBoxLayout;
-    auto* metricRow = new QHBoxLayout;
-    metricRow->addWidget(new QLabel(tr("Y:"), this));
-    metricRow->addWidget(metricBox_, 1);
-    left->addLayout(metricRow);
+    left->addWidget(metricBox_);
+    left->addWidget(filter_);
     left->addWidget(list_, 1);
+    left->addWidget(plot);
     auto* layout = new QHBoxLayout(this);
     layout->addLayout(left);
     layout->addLayout(stack_, 1);
+    applyPalette(chart_, palette());
     rebuild();
 }
 
@@ -74,12 +111,17 @@ void RateDistortionChart::setMeasurements(const Measurements& m) {
     chosen_.clear();
     for (const SensitivityLayer& l : m_.layers())
         if (chosen_.size() < kDefaultLayers) chosen_ << QString::fromStdString(l.name);
+    const LayerFilter filter(filter_->text());
     list_->blockSignals(true);
     list_->clear();
     for (const SensitivityLayer& l : m_.layers()) {
-        auto* item = new QListWidgetItem(QString::fromStdString(l.name), list_);
+        const QString name = QString::fromStdString(l.name);
+        auto* item = new QListWidgetItem(shortLayerName(l.name), list_);
+        item->setData(Qt::UserRole, name);
+        item->setToolTip(name);
         item->setFlags(item->flags() | Qt::ItemIsUserCheckable);
-        item->setCheckState(chosen_.contains(item->text()) ? Qt::Checked : Qt::Unchecked);
+        item->setCheckState(chosen_.contains(name) ? Qt::Checked : Qt::Unchecked);
+        item->setHidden(!filter.matches(l.name));
     }
     list_->blockSignals(false);
     rebuild();
@@ -91,10 +133,22 @@ void RateDistortionChart::setLayers(const QStringList& names) {
         if (m_.layer(n.toStdString())) chosen_ << n;
     list_->blockSignals(true);
     for (int i = 0; i < list_->count(); ++i)
-        list_->item(i)->setCheckState(chosen_.contains(list_->item(i)->text()) ? Qt::Checked : Qt::Unchecked);
+        list_->item(i)->setCheckState(chosen_.contains(list_->item(i)->data(Qt::UserRole).toString()) ? Qt::Checked
+                                                                                                       : Qt::Unchecked);
     list_->blockSignals(false);
     rebuild();
 }
+
+void RateDistortionChart::setFilter(const QString& text) { filter_->setText(text); }
+
+QStringList RateDistortionChart::shownLayers() const {
+    QStringList out;
+    for (int i = 0; i < list_->count(); ++i)
+        if (!list_->item(i)->isHidden()) out << list_->item(i)->data(Qt::UserRole).toString();
+    return out;
+}
+
+void RateDistortionChart::plotShown() { setLayers(shownLayers().mid(0, kMaxCurves)); }
 
 void RateDistortionChart::setMetric(RdMetric metric) {
     metric_ = metric;
@@ -104,13 +158,53 @@ void RateDistortionChart::setMetric(RdMetric metric) {
     rebuild();
 }
 
+QString RateDistortionChart::legendLabel(int i) const {
+    const auto markers = chart_->legend()->markers(pool_.at(size_t(i)));
+    return markers.isEmpty() ? QString() : markers.first()->label();
+}
+QString RateDistortionChart::legendToolTip(int i) const { return seriesName(i); }
+QString RateDistortionChart::hint() const { return hint_->isHidden() ? QString() : hint_->text(); }
+
 void RateDistortionChart::changeEvent(QEvent* e) {
     QWidget::changeEvent(e);
-    if (e->type() == QEvent::PaletteChange) applyPalette(view_->chart(), palette());
+    if (e->type() == QEvent::PaletteChange) applyPalette(chart_, palette());
+}
+
+QLineSeries* RateDistortionChart::seriesAt(int i) {
+    while (int(pool_.size()) <= i) {
+        const size_t k = pool_.size();
+        auto* s = new QLineSeries;
+        s->setPointsVisible(true);
+        chart_->addSeries(s);
+        s->attachAxis(x_);
+        s->attachAxis(y_);
+        connect(s, &QLineSeries::hovered, this, [this, k](const QPointF& at, bool on) {
+            if (!on || k >= curves_.size()) return QToolTip::hideText();
+            const Curve& c = curves_[k];
+            size_t best = 0;  // the nearest point in bits
+            for (size_t j = 1; j < c.points.size(); ++j)
+                if (std::abs(c.points[j].x() - at.x()) < std::abs(c.points[best].x() - at.x())) best = j;
+            QToolTip::showText(QCursor::pos(),
+                               tr("<b>%1</b><br>%2<br>%3 bits/weight<br>%4 %5")
+                                   .arg(c.layer.toHtmlEscaped(), c.specs[int(best)].toHtmlEscaped(),
+                                        formatValue(c.points[best].x()),
+                                        metric_ == RdMetric::Kl ? tr("KL") : tr("output rel. error"),
+                                        formatValue(c.points[best].y())),
+                               view_);
+        });
+        // The legend shows short names; hovering an entry names the layer in full.
+        for (QLegendMarker* marker : chart_->legend()->markers(s))
+            connect(marker, &QLegendMarker::hovered, this, [this, k](bool on) {
+                if (on && k < curves_.size()) QToolTip::showText(QCursor::pos(), legendToolTip(int(k)), view_);
+                else QToolTip::hideText();
+            });
+        pool_.push_back(s);
+    }
+    return pool_[size_t(i)];
 }
 
 void RateDistortionChart::rebuild() {
-    series_.clear();
+    curves_.clear();
     for (const QString& name : chosen_) {
         Curve c;
         c.layer = name;
@@ -125,60 +219,45 @@ void RateDistortionChart::rebuild() {
             c.points.emplace_back(p->bits_per_weight, y);
             c.specs << QString::fromStdString(p->spec);
         }
-        if (!c.points.empty()) series_.push_back(std::move(c));
+        if (!c.points.empty()) curves_.push_back(std::move(c));
     }
 
-    auto* chart = new QChart;
-    chart->setAnimationOptions(QChart::NoAnimation);
-    chart->legend()->setAlignment(Qt::AlignTop);
-    auto* x = new QValueAxis;
-    x->setTitleText(tr("bits per weight (total)"));
-    auto* y = new QLogValueAxis;
-    y->setTitleText(metric_ == RdMetric::Kl ? tr("KL, nats/token (log)") : tr("output rel. error (log)"));
-    y->setLabelFormat(QStringLiteral("%.0e"));
-    chart->addAxis(x, Qt::AlignBottom);
-    chart->addAxis(y, Qt::AlignLeft);
+    // Refill the pooled series (one replace() each) and drop the ones no longer needed.
     double xlo = 1e300, xhi = -1e300, ylo = 1e300, yhi = 0;
-    for (size_t i = 0; i < series_.size(); ++i) {
-        auto* s = new QLineSeries;
-        s->setName(shortLayerName(series_[i].layer.toStdString()));
+    for (size_t i = 0; i < curves_.size(); ++i) {
+        QLineSeries* s = seriesAt(int(i));
+        s->setName(shortLayerName(curves_[i].layer.toStdString()));
         QPen pen(curveColor(int(i)));
         pen.setWidthF(2);
         s->setPen(pen);
-        s->setPointsVisible(true);
-        for (const QPointF& p : series_[i].points) {
-            s->append(p);
+        s->replace(QList<QPointF>(curves_[i].points.begin(), curves_[i].points.end()));
+        for (const QPointF& p : curves_[i].points) {
             xlo = std::min(xlo, p.x()), xhi = std::max(xhi, p.x());
             ylo = std::min(ylo, p.y()), yhi = std::max(yhi, p.y());
         }
-        chart->addSeries(s);
-        s->attachAxis(x);
-        s->attachAxis(y);
-        connect(s, &QLineSeries::hovered, this, [this, i](const QPointF& at, bool on) {
-            if (!on || i >= series_.size()) return QToolTip::hideText();
-            const Curve& c = series_[i];
-            size_t best = 0;  // the nearest point in bits
-            for (size_t k = 1; k < c.points.size(); ++k)
-                if (std::abs(c.points[k].x() - at.x()) < std::abs(c.points[best].x() - at.x())) best = k;
-            QToolTip::showText(QCursor::pos(),
-                               tr("<b>%1</b><br>%2<br>%3 bits/weight<br>%4 %5")
-                                   .arg(c.layer.toHtmlEscaped(), c.specs[int(best)].toHtmlEscaped(),
-                                        formatValue(c.points[best].x()),
-                                        metric_ == RdMetric::Kl ? tr("KL") : tr("output rel. error"),
-                                        formatValue(c.points[best].y())),
-                               view_);
-        });
     }
+    while (pool_.size() > curves_.size()) {
+        chart_->removeSeries(pool_.back());
+        delete pool_.back();
+        pool_.pop_back();
+    }
+    y_->setTitleText(metric_ == RdMetric::Kl ? tr("KL, nats/token (log)") : tr("output rel. error (log)"));
+    chart_->zoomReset();
     if (yhi > 0) {
-        x->setRange(std::floor(xlo) - 0.5, std::ceil(xhi) + 0.5);
-        y->setRange(std::pow(10.0, std::floor(std::log10(ylo))), std::pow(10.0, std::ceil(std::log10(yhi))));
+        x_->setRange(std::floor(xlo) - 0.5, std::ceil(xhi) + 0.5);
+        y_->setRange(std::pow(10.0, std::floor(std::log10(ylo))), std::pow(10.0, std::ceil(std::log10(yhi))));
     }
-    applyPalette(chart, palette());
-    QChart* old = view_->chart();
-    view_->setChart(chart);
-    delete old;
-    view_->setToolTip(tr("Each curve: one layer's candidate settings, distortion against bits. Lower-left is "
-                         "better; a steep curve means that layer gains much from extra bits."));
+    applyPalette(chart_, palette());
+
+    QString hint;
+    if (!showsNoData() && curves_.empty() && chosen_.isEmpty())
+        hint = tr("Tick layers in the list to draw their curves.");
+    else if (!showsNoData() && curves_.empty() && metric_ == RdMetric::OutputRelError)
+        hint = tr("The output error needs a calibration text (Data panel): measure again with one, or show KL.");
+    else if (!showsNoData() && curves_.empty())
+        hint = tr("No positive values to draw on the log axis for the ticked layers.");
+    hint_->setText(hint);
+    hint_->setVisible(!hint.isEmpty());
     stack_->setCurrentIndex(showsNoData() ? 0 : 1);
 }
 

@@ -4,8 +4,10 @@
 #include <QHBoxLayout>
 #include <QHelpEvent>
 #include <QLabel>
+#include <QLineEdit>
 #include <QLinearGradient>
 #include <QPainter>
+#include <QScrollArea>
 #include <QStackedLayout>
 #include <QToolTip>
 #include <QVBoxLayout>
@@ -53,6 +55,14 @@ public:
         setMouseTracking(true);
         setMinimumSize(300, 200);
         setSizePolicy(QSizePolicy::Expanding, QSizePolicy::Expanding);
+    }
+
+    // Zoomed in, every row is a line of text high and the inner scroll area scrolls; fitted, the rows share
+    // the height (row labels thin out when they would overlap).
+    void fitRows(bool fit) {
+        const QFontMetrics fm(font());
+        const int rows = std::max(1, h_->rowCount());
+        setMinimumHeight(fit ? 200 : int(fm.height() * (2.2 + 1.3 * rows)));
     }
 
     QRectF grid() const {
@@ -128,21 +138,54 @@ private:
 SensitivityHeatmap::SensitivityHeatmap(QWidget* parent) : QWidget(parent) {
     candidateBox_ = new QComboBox(this);
     candidateBox_->setToolTip(tr("Which candidate setting the cells show, or each layer's mean over its candidates"));
+    // Canonical specs are long (gptq's lists every option): sized to a short one, the row fits the tab.
+    candidateBox_->setSizeAdjustPolicy(QComboBox::AdjustToMinimumContentsLengthWithIcon);
+    candidateBox_->setMinimumContentsLength(14);
     connect(candidateBox_, qOverload<int>(&QComboBox::currentIndexChanged), this, [this](int i) {
         if (i >= 0) setCandidate(candidateBox_->itemData(i).toString());
     });
+    zoomBox_ = new QComboBox(this);
+    zoomBox_->addItem(tr("fit"), true);
+    zoomBox_->addItem(tr("one line each"), false);
+    zoomBox_->setToolTip(tr("Rows: all in the view, or each a line of text high with a scroll bar (many blocks)"));
+    connect(zoomBox_, qOverload<int>(&QComboBox::activated), this,
+            [this](int i) { setFitRows(zoomBox_->itemData(i).toBool()); });
+    filter_ = new QLineEdit(this);
+    filter_->setPlaceholderText(tr("filter: 3, down, 1*.q"));
+    filter_->setClearButtonEnabled(true);
+    filter_->setToolTip(tr("Show only the blocks and kinds of matching layers: a block (3), a kind (down), a short "
+                           "name (3.down), a part of the full name (mlp), or a wildcard (1*.q)"));
+    connect(filter_, &QLineEdit::textChanged, this, [this] { recompute(); });
     canvas_ = new HeatmapCanvas(this);
     canvas_->setToolTip(tr("Model KL divergence from full precision when only this layer is quantized with the "
                            "setting: how sensitive the model is to this layer. Darker is less sensitive."));
-    stack_ = noDataStack(canvas_, tr("No data: run a sensitivity measurement to see the heatmap."), this);
+    scrollArea_ = new QScrollArea(this);
+    scrollArea_->setWidget(canvas_);
+    scrollArea_->setWidgetResizable(true);
+    scrollArea_->setFrameShape(QFrame::NoFrame);
+    scrollArea_->setHorizontalScrollBarPolicy(Qt::ScrollBarAlwaysOff);
+    stack_ = noDataStack(scrollArea_, tr("No data: measure sensitivity (Method panel; it needs a calibration text in "
+                                         "the Data panel) to see the heatmap."), this);
     auto* top = new QHBoxLayout;
     top->addWidget(new QLabel(tr("Setting:"), this));
-    top->addWidget(candidateBox_, 1);
+    top->addWidget(candidateBox_, 2);
+    top->addWidget(new QLabel(tr("Rows:"), this));
+    top->addWidget(zoomBox_);
+    top->addWidget(filter_, 1);
     auto* layout = new QVBoxLayout(this);
     layout->addLayout(top);
     layout->addLayout(stack_, 1);
     recompute();
 }
+
+void SensitivityHeatmap::setFitRows(bool fit) {
+    fit_ = fit;
+    zoomBox_->setCurrentIndex(zoomBox_->findData(fit));
+    static_cast<HeatmapCanvas*>(canvas_)->fitRows(fit_);
+}
+
+void SensitivityHeatmap::setFilter(const QString& text) { filter_->setText(text); }
+QString SensitivityHeatmap::filter() const { return filter_->text(); }
 
 QStringList SensitivityHeatmap::candidates() const {
     QStringList out;
@@ -175,9 +218,14 @@ void SensitivityHeatmap::setCandidate(const QString& spec) {
 }
 
 void SensitivityHeatmap::recompute() {
+    // Rows and columns are the blocks and kinds of the layers the filter lets through.
+    const LayerFilter filter(filter_->text());
     std::set<int> blocks;
     std::set<std::pair<int, std::string>> kinds;
+    std::vector<const SensitivityLayer*> shown;
     for (const SensitivityLayer& l : m_.layers()) {
+        if (!filter.matches(l.name)) continue;
+        shown.push_back(&l);
         blocks.insert(l.block);
         kinds.insert({kindRank(l.kind), l.kind});
     }
@@ -191,15 +239,15 @@ void SensitivityHeatmap::recompute() {
     proxy_.assign(n, 0);
     lo_ = hi_ = 0;
     const std::string want = candidate_.toStdString();
-    for (const SensitivityLayer& l : m_.layers()) {
-        const size_t r = size_t(std::find(blocks_.begin(), blocks_.end(), l.block) - blocks_.begin());
-        const size_t c = size_t(std::find(kinds_.begin(), kinds_.end(), l.kind) - kinds_.begin());
+    for (const SensitivityLayer* l : shown) {
+        const size_t r = size_t(std::find(blocks_.begin(), blocks_.end(), l->block) - blocks_.begin());
+        const size_t c = size_t(std::find(kinds_.begin(), kinds_.end(), l->kind) - kinds_.begin());
         const size_t i = r * kinds_.size() + c;
-        layer_[i] = l.name;
+        layer_[i] = l->name;
         double sum = 0;
         int count = 0;
         bool anyProxy = false;
-        for (const SensitivityPoint* p : m_.points_of(l.name)) {
+        for (const SensitivityPoint* p : m_.points_of(l->name)) {
             if (!want.empty() && p->spec != want) continue;
             bool proxy = false;
             const double v = costOf(*p, source_, &proxy);
@@ -216,7 +264,14 @@ void SensitivityHeatmap::recompute() {
             hi_ = std::max(hi_, value_[i]);
         }
     }
-    stack_->setCurrentIndex(showsNoData() ? 0 : 1);
+    const bool filteredOut = !m_.empty() && blocks_.empty();
+    stack_->setCurrentIndex(m_.empty() ? 0 : 1);
+    if (filteredOut) stack_->setCurrentIndex(0);
+    static_cast<QLabel*>(stack_->widget(0))->setText(
+        filteredOut ? tr("No layer matches the filter '%1'.").arg(filter_->text())
+                    : tr("No data: measure sensitivity (Method panel; it needs a calibration text in the Data panel) "
+                         "to see the heatmap."));
+    static_cast<HeatmapCanvas*>(canvas_)->fitRows(fit_);
     canvas_->update();
 }
 

@@ -44,14 +44,15 @@ public:
         setFixedHeight(fontMetrics().height() * 2);
         setToolTip(TokenKlView::tr("KL(P_ref || P_quant) at each token, nats: how much the quantized model's "
                                    "next-token distribution differs from full precision there. Square-root colour "
-                                   "scale, saturating at the 99th percentile."));
+                                   "scale, saturating at the 99th percentile: the tokens above it (\u2265) all take "
+                                   "the full colour; hover a token for its own value."));
     }
 
 protected:
     void paintEvent(QPaintEvent*) override {
         QPainter p(this);
         const QFontMetrics fm(font());
-        const QString lo = QStringLiteral("KL 0"), hi = formatValue(v_->scaleMax()) + QStringLiteral(" nats");
+        const QString lo = QStringLiteral("KL 0"), hi = v_->legendMaxText();
         const QRectF bar(fm.horizontalAdvance(lo) + 8, fm.height() * 0.4, 200, fm.height() * 1.1);
         QLinearGradient g(bar.topLeft(), bar.topRight());
         for (int i = 0; i <= 8; ++i) g.setColorAt(i / 8.0, blend(palette().color(QPalette::Base), std::sqrt(i / 8.0)));
@@ -78,7 +79,7 @@ TokenKlView::TokenKlView(QWidget* parent) : QWidget(parent) {
     browser_->viewport()->installEventFilter(this);
     browser_->viewport()->setMouseTracking(true);
     legend_ = new KlLegend(this, this);
-    message_ = new QLabel(tr("No data: evaluate KL to see it token by token."), this);
+    message_ = new QLabel(tr("No data: evaluate KL (Ctrl+K; it needs an evaluation text in the Data panel) to see it token by token."), this);
     message_->setAlignment(Qt::AlignCenter);
     message_->setWordWrap(true);
     auto* page = new QWidget(this);
@@ -134,13 +135,21 @@ void TokenKlView::setTokens(std::vector<std::string> pieces, std::vector<int32_t
     for (float v : kl_)
         if (std::isfinite(v)) scored.push_back(std::max(0.0f, v));
     scaleMax_ = 0;
+    clipped_ = 0;
     if (!scored.empty()) {
         const size_t k = std::min(scored.size() - 1, size_t(0.99 * double(scored.size())));
         std::nth_element(scored.begin(), scored.begin() + long(k), scored.end());
         scaleMax_ = scored[k];
+        clipped_ = int(std::count_if(scored.begin(), scored.end(), [&](float v) { return v > scaleMax_; }));
     }
-    message_->setText(tr("No data: evaluate KL to see it token by token."));
+    message_->setText(tr("No data: evaluate KL (Ctrl+K; it needs an evaluation text in the Data panel) to see it token by token."));
     render();
+}
+
+QString TokenKlView::legendMaxText() const {
+    // The scale saturates: say so, or a reader takes the top colour for the largest KL in the text.
+    const QString v = formatValue(scaleMax_) + QStringLiteral(" nats");
+    return clipped_ > 0 ? tr("\u2265 %1 (%n token(s) above)", nullptr, clipped_).arg(v) : v;
 }
 
 QColor TokenKlView::tokenColor(int i) const {

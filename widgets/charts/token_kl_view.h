@@ -42,6 +42,8 @@ public:
     QString tokenToolTip(int i) const;
     int tokenAtPosition(int docPos) const;  // token holding a document character position; -1 none
     double scaleMax() const { return scaleMax_; }  // KL at the full colour (the 99th percentile)
+    int clippedCount() const { return clipped_; }  // tokens above scaleMax (drawn at the full colour)
+    QString legendMaxText() const;  // the legend's top end: "≥ 2.12 nats (3 tokens above)" when it clips
     bool showsNoData() const { return ids_.empty(); }
     QTextBrowser* browser() const { return browser_; }
 
@@ -57,6 +59,7 @@ private:
     std::vector<float> kl_;
     std::vector<int> start_;  // document position where each token's text starts
     double scaleMax_ = 0;
+    int clipped_ = 0;
     QTextBrowser* browser_ = nullptr;
     QWidget* legend_ = nullptr;
     QLabel* message_ = nullptr;
