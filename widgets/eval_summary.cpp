@@ -6,7 +6,19 @@
 #include <algorithm>
 #include <cmath>
 
+#include "analysis/eval_windows.h"
+
 namespace quench::gui {
+
+EvalProtocolView protocolView(const quench::EvalProtocol& p) {
+    EvalProtocolView v;
+    v.textTokens = p.text_tokens;
+    v.scoredTokens = p.scored_tokens;
+    v.ctx = p.ctx;
+    v.stride = p.stride;
+    v.bosPerWindow = p.bos_per_window;
+    return v;
+}
 
 namespace {
 

@@ -5,6 +5,10 @@
 // Torch-free: the session fills these from core's report (workbench_session.cpp, run_comparison.cpp).
 #include <QString>
 
+namespace quench {
+struct EvalProtocol;
+}
+
 namespace quench::gui {
 
 // The evaluation protocol of a KL number: core's EvalProtocol plus the evaluation text it scored.
@@ -18,6 +22,8 @@ struct EvalProtocolView {
     // "2048 tokens of eval.txt at ctx 256" (+ stride when windows overlap, + BOS per window when so).
     QString describe() const;
 };
+// Core's protocol as the views hold it; file and sha256 are left to the caller, who knows the text.
+EvalProtocolView protocolView(const quench::EvalProtocol& p);
 // Empty when a and b were measured the same way (same text, tokens and windows); else both protocols as a
 // reader needs them: "A used 2048 tokens of eval.txt at ctx 256, B 37130 tokens of eval.txt at ctx 512"
 // (names as given; the digests are added when two texts of one name differ).

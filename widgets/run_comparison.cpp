@@ -68,11 +68,7 @@ RunView loadRun(const QString& file, const QString& id) {
         const KlReport kl = read_kl_report(d);
         v.klMean = kl.kl_mean;
         v.pplRatio = kl.ppl_ratio;
-        v.protocol.textTokens = kl.protocol.text_tokens;
-        v.protocol.scoredTokens = kl.protocol.scored_tokens;
-        v.protocol.ctx = kl.protocol.ctx;
-        v.protocol.stride = kl.protocol.stride;
-        v.protocol.bosPerWindow = kl.protocol.bos_per_window;
+        v.protocol = protocolView(kl.protocol);
         // The text the report scored: the run's "eval" data row (quench-cli and the window both record it).
         if (d.has_table("data"))
             for (const auto& p : read_data_provenance(d))

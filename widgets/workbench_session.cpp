@@ -375,11 +375,7 @@ void WorkbenchSession::noteEvaluation(const QString& source, const QString& eval
     e.top1 = kl.top1_agreement;
     e.pplTest = kl.ppl_test;
     e.pplRef = kl.ppl_ref;
-    e.protocol.textTokens = kl.protocol.text_tokens;
-    e.protocol.scoredTokens = kl.protocol.scored_tokens;
-    e.protocol.ctx = kl.protocol.ctx;
-    e.protocol.stride = kl.protocol.stride;
-    e.protocol.bosPerWindow = kl.protocol.bos_per_window;
+    e.protocol = protocolView(kl.protocol);
     e.protocol.file = evalPath;
     std::vector<std::size_t> quantized;
     for (const auto& r : s_->results) quantized.push_back(r.layer);

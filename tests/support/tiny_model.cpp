@@ -12,12 +12,14 @@
 
 namespace quench::test {
 
-std::string write_tiny_llama(const std::string& dir, const std::string& name, int64_t hidden, int64_t intermediate) {
+std::string write_tiny_llama(const std::string& dir, const std::string& name, int64_t hidden, int64_t intermediate,
+                             int blocks, bool tied) {
     ModelConfig c;
     c.architecture = "LlamaForCausalLM";
     c.hidden_size = hidden;
     c.intermediate_size = intermediate;
-    c.num_hidden_layers = 2;
+    c.num_hidden_layers = blocks;
+    c.tie_word_embeddings = tied;
     c.num_attention_heads = 4;
     c.num_key_value_heads = 2;
     c.head_dim = hidden / 4;
@@ -35,9 +37,9 @@ std::string write_tiny_llama(const std::string& dir, const std::string& name, in
     };
     const int64_t kv = hidden / 2;
     add("model.embed_tokens.weight", {2048, hidden}, false);
-    add("lm_head.weight", {2048, hidden}, false);
+    if (!tied) add("lm_head.weight", {2048, hidden}, false);
     add("model.norm.weight", {hidden}, true);
-    for (int b = 0; b < 2; ++b) {
+    for (int b = 0; b < blocks; ++b) {
         const std::string p = "model.layers." + std::to_string(b) + ".";
         add(p + "input_layernorm.weight", {hidden}, true);
         add(p + "post_attention_layernorm.weight", {hidden}, true);

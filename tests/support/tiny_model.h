@@ -6,8 +6,10 @@
 
 namespace quench::test {
 
-// Two blocks, 4 attention heads over `hidden` (2 key-value heads), vocabulary 2048 (the real model's
-// tokenizer fits it). Writes config.json and model.safetensors under dir/name and returns that folder.
-std::string write_tiny_llama(const std::string& dir, const std::string& name, int64_t hidden, int64_t intermediate);
+// `blocks` blocks (2 by default), 4 attention heads over `hidden` (2 key-value heads), vocabulary 2048 (the
+// real model's tokenizer fits it); `tied`: the lm_head is the embedding. Writes config.json and
+// model.safetensors under dir/name and returns that folder.
+std::string write_tiny_llama(const std::string& dir, const std::string& name, int64_t hidden, int64_t intermediate,
+                             int blocks = 2, bool tied = false);
 
 }  // namespace quench::test

@@ -30,8 +30,6 @@
 #include <QtTest>
 
 #include <algorithm>
-#include <filesystem>
-#include <fstream>
 #include <functional>
 
 #include "app_settings.h"
@@ -44,16 +42,15 @@
 #include "data_panel.h"
 #include "error_reporter.h"
 #include "gui_test_support.h"
-#include "io/safetensors_writer.h"
 #include "job_queue.h"
 #include "job_runner.h"
 #include "main_window.h"
 #include "method_panel.h"
-#include "model/model_config.h"
 #include "model_panel.h"
 #include "quant/codec_registry.h"
 #include "quant/model_quantizer.h"
 #include "synthetic_measurements.h"
+#include "support/tiny_model.h"
 #include "workbench_session.h"
 
 using namespace quench::gui;
@@ -65,44 +62,7 @@ constexpr double kUpdateLimitMs = 100;  // issue 17: no view may hold the event 
 // A Llama-2-7B-shaped model in miniature: 32 blocks of q, k, v, o, gate, up, down (224 layers, plus the
 // lm_head of the tied embedding), 64 wide so that it loads and quantizes in moments.
 QString writeLlama32(const QString& dir) {
-    quench::ModelConfig c;
-    c.architecture = "LlamaForCausalLM";
-    c.hidden_size = 64;
-    c.intermediate_size = 128;
-    c.num_hidden_layers = 32;
-    c.num_attention_heads = 4;
-    c.num_key_value_heads = 2;
-    c.head_dim = 16;
-    c.vocab_size = 2048;
-    c.max_position_embeddings = 512;
-    c.tie_word_embeddings = true;
-    c.bos_token_id = 1;
-    c.eos_token_id = 2;
-    const std::string out = dir.toStdString() + "/llama32";
-    std::filesystem::create_directories(out);
-    std::ofstream(out + "/config.json") << c.to_json_text();
-    auto gen = at::make_generator<at::CPUGeneratorImpl>(7);
-    std::vector<std::pair<std::string, at::Tensor>> tensors;
-    auto add = [&](const std::string& n, std::vector<int64_t> shape, bool norm) {
-        tensors.emplace_back(n, norm ? torch::ones(shape) : torch::randn(shape, gen) * 0.08);
-    };
-    add("model.embed_tokens.weight", {2048, 64}, false);
-    add("model.norm.weight", {64}, true);
-    for (int b = 0; b < 32; ++b) {
-        const std::string p = "model.layers." + std::to_string(b) + ".";
-        add(p + "input_layernorm.weight", {64}, true);
-        add(p + "post_attention_layernorm.weight", {64}, true);
-        add(p + "self_attn.q_proj.weight", {64, 64}, false);
-        add(p + "self_attn.k_proj.weight", {32, 64}, false);
-        add(p + "self_attn.v_proj.weight", {32, 64}, false);
-        add(p + "self_attn.o_proj.weight", {64, 64}, false);
-        add(p + "mlp.gate_proj.weight", {128, 64}, false);
-        add(p + "mlp.up_proj.weight", {128, 64}, false);
-        add(p + "mlp.down_proj.weight", {64, 128}, false);
-    }
-    quench::SafetensorsWriter w;
-    for (const auto& [n, t] : tensors) w.add(n, quench::DType::F32, t.sizes().vec(), t.data_ptr(), t.nbytes());
-    w.write(out + "/model.safetensors");
+    const std::string out = quench::test::write_tiny_llama(dir.toStdString(), "llama32", 64, 128, 32, /*tied=*/true);
     // The real model's tokenizer fits the 2048 ids.
     QFile::copy(test::modelDir() + QStringLiteral("/tokenizer.json"), QString::fromStdString(out) + QStringLiteral("/tokenizer.json"));
     return QString::fromStdString(out);
