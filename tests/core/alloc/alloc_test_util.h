@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "alloc/allocation_problem.h"
 #include "alloc/allocation_spec.h"
 
 namespace quench::alloc_test {
@@ -57,6 +58,15 @@ inline AllocationSpec random_spec(uint64_t seed, const GenOptions& g) {
         s.layers.push_back(L);
     }
     return s;
+}
+
+// `count` budgets from the least allowed to a little past the most useful, both ends included.
+inline std::vector<int64_t> budgets(const AllocationProblem& p, uint64_t seed, int count) {
+    std::mt19937_64 rng(seed);
+    std::vector<int64_t> out = {p.min_bits(), p.max_useful_bits()};
+    const uint64_t span = static_cast<uint64_t>(p.max_useful_bits() - p.min_bits()) + 64;
+    while (static_cast<int>(out.size()) < count) out.push_back(p.min_bits() + static_cast<int64_t>(rng() % span));
+    return out;
 }
 
 inline int64_t cand_bits(const AllocLayer& L, const AllocCandidate& c) {

@@ -85,15 +85,6 @@ void expect_constraints_hold(const AllocationSpec& s, const Allocation& a) {
         }
 }
 
-// Budgets from the least allowed to a little past the most useful, both ends included.
-std::vector<int64_t> budgets(const AllocationProblem& p, uint64_t seed, int count) {
-    std::mt19937_64 rng(seed);
-    std::vector<int64_t> out = {p.min_bits(), p.max_useful_bits()};
-    const uint64_t span = static_cast<uint64_t>(p.max_useful_bits() - p.min_bits()) + 64;
-    while (static_cast<int>(out.size()) < count) out.push_back(p.min_bits() + static_cast<int64_t>(rng() % span));
-    return out;
-}
-
 // The largest possible Lagrangian gap (docs/allocation.md): the cost a unit saves going from its fewest bits
 // to its cheapest setting, for untied, unconstrained problems.
 double largest_step_gain(const AllocationSpec& s) {

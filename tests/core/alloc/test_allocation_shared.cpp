@@ -117,14 +117,6 @@ void expect_shared_consistent(const AllocationSpec& s, const Allocation& a) {
     EXPECT_GE(a.gap, 0.0);
 }
 
-std::vector<int64_t> budgets(const AllocationProblem& p, uint64_t seed, int count) {
-    std::mt19937_64 rng(seed);
-    std::vector<int64_t> out = {p.min_bits(), p.max_useful_bits()};
-    const uint64_t span = static_cast<uint64_t>(p.max_useful_bits() - p.min_bits()) + 64;
-    while (static_cast<int>(out.size()) < count) out.push_back(p.min_bits() + static_cast<int64_t>(rng() % span));
-    return out;
-}
-
 GenOptions small(uint64_t seed) {
     GenOptions g;
     g.layers = 1 + static_cast<int>(seed % 6);
