@@ -5,9 +5,9 @@
 
 #include "alloc/allocation.h"
 #include "analysis/model_eval.h"
-#include "analysis/sensitivity.h"
+#include "jobs/sensitivity.h"
 #include "common/error.h"
-#include "quant/model_quantizer.h"
+#include "jobs/model_quantizer.h"
 #include "workbench_session.h"
 #include "allocation_session_link.h"
 

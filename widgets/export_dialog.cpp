@@ -16,6 +16,7 @@
 
 #include <algorithm>
 
+#include "io/gguf_export.h"
 #include "io/model_files.h"
 
 namespace quench::gui {
@@ -49,8 +50,8 @@ ExportDialog::ExportDialog(const WorkbenchSession* session, QWidget* parent) : Q
     bf16_ = new QCheckBox(tr("BF16 instead of FP16"), this);
     ggufType_ = new QComboBox(this);
     ggufType_->addItem(tr("nearest to each layer's codec"), QString());
-    for (const char* t : {"Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "Q8_0", "F16", "F32"})
-        ggufType_->addItem(QString::fromLatin1(t), QString::fromLatin1(t));
+    for (const quench::GgmlType t : quench::gguf_export_types())  // core's list, as the CLI's --type takes it
+        ggufType_->addItem(QString::fromLatin1(quench::ggml_type_name(t)), QString::fromLatin1(quench::ggml_type_name(t)));
     estimateLabel_ = new QLabel(this);
     estimateLabel_->setToolTip(tr("Tensor data the file will hold, estimated from the layers' bits before writing "
                                   "(headers and config files add a little)"));

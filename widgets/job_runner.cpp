@@ -12,7 +12,7 @@
 #include <mutex>
 
 #include "common/error.h"
-#include "jobs/progress.h"
+#include "common/progress.h"
 
 namespace quench::gui {
 

@@ -17,8 +17,9 @@
 
 #include <cmath>
 #include <limits>
+#include <utility>
 
-#include "analysis/sensitivity.h"
+#include "jobs/sensitivity.h"
 #include "app_settings.h"
 #include "common/error.h"
 #include "quant/codec_registry.h"
@@ -30,6 +31,18 @@ namespace quench::gui {
 namespace {
 QString q(const std::string& s) { return QString::fromStdString(s); }
 const char* const kInvalidStyle = "QLineEdit { border: 1px solid #d04040; }";
+
+// The QAT learning rates start at the codec row's (core's QatDefaults for a codec without a QAT form) and
+// follow the codec, except where the user changed them: a box still showing the last default takes the new one.
+void followQatDefaults(QDoubleSpinBox* lr, QDoubleSpinBox* scaleLr, const QString& codec) {
+    const quench::QatDefaults d = quench::qat_defaults(codec.toStdString());
+    for (const auto& [box, value] : {std::pair{lr, d.lr}, std::pair{scaleLr, d.scale_lr}}) {
+        const QVariant shown = box->property("codecDefault");
+        if (!shown.isValid() || std::abs(box->value() - shown.toDouble()) < 0.5 * std::pow(10.0, -box->decimals()))
+            box->setValue(value);
+        box->setProperty("codecDefault", value);
+    }
+}
 }  // namespace
 
 MethodPanel::MethodPanel(WorkbenchSession* session, QWidget* parent) : QWidget(parent), session_(session) {
@@ -94,6 +107,7 @@ MethodPanel::MethodPanel(WorkbenchSession* session, QWidget* parent) : QWidget(p
     layout->addStretch();
 
     connect(codecCombo_, &QComboBox::currentTextChanged, this, [this](const QString& codec) {
+        followQatDefaults(qatLr_, qatScaleLr_, codec);
         if (syncing_) return;
         buildForm(codec);
         formEdited();
@@ -153,13 +167,12 @@ QGroupBox* MethodPanel::buildQatSection() {
     qatLr_->setDecimals(6);
     qatLr_->setRange(1e-7, 1);
     qatLr_->setSingleStep(1e-5);
-    qatLr_->setValue(1e-4);
     qatLr_->setToolTip(tr("Learning rate of the latent weights (AdamW)"));
     qatScaleLr_ = new QDoubleSpinBox(box);
     qatScaleLr_->setDecimals(6);
     qatScaleLr_->setRange(1e-7, 1);
     qatScaleLr_->setSingleStep(1e-4);
-    qatScaleLr_->setValue(1e-3);
+    followQatDefaults(qatLr_, qatScaleLr_, codecCombo_->currentText());
     qatScaleLr_->setToolTip(tr("Learning rate of scales, affine maps and input transforms"));
     qatCheckpoint_ = new QLineEdit(box);
     qatCheckpoint_->setPlaceholderText(tr("checkpoints: none (not resumable)"));
@@ -176,8 +189,9 @@ QGroupBox* MethodPanel::buildQatSection() {
     checkpointRow->addWidget(qatCheckpoint_, 1);
     checkpointRow->addWidget(browse);
     qatButton_ = new QPushButton(tr("Train"), box);
-    qatButton_->setToolTip(tr("Fine-tune the quantized layers (quantized with paretoq, lcqat or liftquant) on the "
-                              "calibration text; the Training tab plots loss and held-out KL"));
+    qatButton_->setToolTip(tr("Fine-tune the quantized layers (quantized with %1) on the calibration text; the "
+                              "Training tab plots loss and held-out KL")
+                               .arg(q(quench::qat_codec_names())));
     connect(qatButton_, &QPushButton::clicked, this, &MethodPanel::qatRequested);
     qatResumeButton_ = new QPushButton(tr("Resume"), box);
     qatResumeButton_->setToolTip(tr("Continue the cancelled run whose checkpoint is in the checkpoint directory, with "
@@ -335,7 +349,7 @@ void MethodPanel::loadFormFrom(const QString& canonical) {
 QString MethodPanel::validationMessage() const { return message_text_; }
 
 void MethodPanel::refreshBits() {
-    bits_ = std::numeric_limits<double>::quiet_NaN();
+    bits_ = bitsAfterQat_ = std::numeric_limits<double>::quiet_NaN();
     if (spec_.isEmpty()) {
         bits_label_->setText(QStringLiteral("-"));
         return;
@@ -343,8 +357,12 @@ void MethodPanel::refreshBits() {
     const auto layers = layers_ ? layers_() : std::vector<std::size_t>{};
     try {
         bits_ = session_->estimateBitsPerWeight(spec_.toStdString(), layers);
-        bits_label_->setText(layers.empty() ? tr("%1 on a 4096 x 4096 weight").arg(bits_, 0, 'f', 3)
-                                            : tr("%1 on %n selected layer(s)", nullptr, int(layers.size())).arg(bits_, 0, 'f', 3));
+        bitsAfterQat_ = session_->estimateBitsPerWeight(spec_.toStdString(), layers, true);
+        QString text = layers.empty() ? tr("%1 on a 4096 x 4096 weight").arg(bits_, 0, 'f', 3)
+                                      : tr("%1 on %n selected layer(s)", nullptr, int(layers.size())).arg(bits_, 0, 'f', 3);
+        // QAT stores trained parts of its own (input scales, per-layer maps): say what training will cost.
+        if (bitsAfterQat_ > bits_ * (1 + 1e-9)) text += tr("; %1 after QAT").arg(bitsAfterQat_, 0, 'f', 3);
+        bits_label_->setText(text);
     } catch (const std::exception& e) {
         bits_label_->setText(QString::fromUtf8(e.what()));
     }

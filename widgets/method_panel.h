@@ -40,6 +40,8 @@ public:
     QLineEdit* specEdit() const { return specEdit_; }
     QString bitsText() const;
     double bitsPerWeight() const { return bits_; }  // NaN when unknown
+    // After QAT of the setting (the codec's trained parts); equal to bitsPerWeight() without a QAT form.
+    double bitsAfterQat() const { return bitsAfterQat_; }
     QStringList candidates() const;                 // sensitivity candidates, canonical or as typed
     // Sets the candidates field (not remembered: only what the user types is kept across restarts).
     void setCandidates(const QStringList& specs);
@@ -96,7 +98,7 @@ private:
     QPushButton* qatButton_;
     QPushButton* qatResumeButton_;
     QString spec_, message_text_;
-    double bits_ = 0;
+    double bits_ = 0, bitsAfterQat_ = 0;
     bool syncing_ = false;
     std::function<std::vector<std::size_t>()> layers_;
 };

@@ -6,9 +6,9 @@
 #include <variant>
 
 #include "analysis/model_eval.h"
-#include "io/run_records.h"
+#include "jobs/run_records.h"
 #include "io/run_store.h"
-#include "quant/model_quantizer.h"
+#include "jobs/model_quantizer.h"
 
 namespace quench::gui {
 

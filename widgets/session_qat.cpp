@@ -12,13 +12,14 @@
 
 #include "analysis/layer_metrics.h"
 #include "common/error.h"
-#include "io/run_records.h"
+#include "jobs/run_records.h"
 #include "job_queue.h"
 #include "job_runner.h"
-#include "jobs/progress.h"
+#include "common/progress.h"
 #include "qat/qat_trainer.h"
 #include "quant/codec.h"
-#include "session_records.h"
+#include "jobs/recorded_jobs.h"
+#include "quant/dequantized_layers.h"
 #include "session_state.h"
 
 namespace quench::gui {
@@ -65,25 +66,28 @@ JobRunner* WorkbenchSession::trainQat(const QatRequest& request) {
                                         : tr("QAT (%1, %2 tokens)").arg(mode, request.tokens);
     JobRunner* job = jobs_->enqueue(name, [state, data, request, out, self, project, runId](ProgressSink& p) {
         if (!state->model) throw Error("open a model first");
-        if (state->tensors.empty()) throw Error("QAT starts from quantized layers: quantize the selected layers with paretoq, lcqat or liftquant first");
+        if (state->tensors.empty()) throw Error("QAT starts from quantized layers: quantize the selected layers with " + qat_codec_names() + " first");
         std::set<std::string> codecs;
         for (const auto& [index, q] : state->tensors) {
             if (!qat_supports(q.spec.codec()))
                 throw Error("QAT cannot train " + state->model->layers().at(index).name + " (" + q.spec.to_string() +
-                            "): quantize with paretoq, lcqat or liftquant");
+                            "): quantize with " + qat_codec_names());
             codecs.insert(q.spec.to_string());
         }
         if (data.calibPath.isEmpty()) throw Error("QAT trains on the calibration text (Data panel)");
         check_checkpoint(request);
-        const auto train = file_tokens(*state->tok, data.calibPath, 0);
-        const auto heldout = file_tokens(*state->tok, data.evalPath, data.evalTokens);
-        QatOptions o;
-        o.mode = request.blockwise ? QatMode::Block : QatMode::EndToEnd;
-        o.tokens = parse_token_budget(utf8(request.tokens), int64_t(train.size()));
-        o.lr = request.lr;
-        o.scale_lr = request.scaleLr;
-        if (data.context > 0) o.ctx = data.context;
-        o.checkpoint_dir = utf8(request.checkpointDir);
+        QatJobOptions o;
+        o.train = {utf8(data.calibPath), 0};
+        o.token_budget = utf8(request.tokens);
+        o.eval = utf8(data.evalPath);
+        o.eval_tokens = data.evalTokens;
+        o.eval_ctx = data.context;
+        o.ptq_calib = state->ptq_calib;
+        o.qat.mode = request.blockwise ? QatMode::Block : QatMode::EndToEnd;
+        o.qat.lr = request.lr;
+        o.qat.scale_lr = request.scaleLr;
+        if (data.context > 0) o.qat.ctx = data.context;
+        o.qat.checkpoint_dir = utf8(request.checkpointDir);
         // Steps reach the chart through queued calls (TrainingCurves buffers and repaints on its own timer).
         const QatCallback callback = [self](const QatProgress& step) {
             QMetaObject::invokeMethod(self, [self, step] {
@@ -95,66 +99,29 @@ JobRunner* WorkbenchSession::trainQat(const QatRequest& request) {
         for (const auto& c : codecs) codec += (codec.empty() ? "" : ";") + c;
         const std::string what = std::string(request.resume ? "resume QAT" : "QAT") + " of " +
                                  std::to_string(state->tensors.size()) + " layers (" + codec + ")";
-        bool trained = false;  // the model holds the trained layers
-        const bool eval = !data.evalPath.isEmpty();
-        const auto work = [&](RunWriter* run) {
-            SubProgress tp(p, 0, eval ? 0.9 : 1.0);
-            QatResult r = train_qat(model, state->tensors, train, heldout, o, callback, &tp);
-            trained = true;
-            // The trained model's KL as quantize measures it (the CLI's qat reports it too), so the summary and
-            // the run show what training bought.
-            if (eval) {
-                EvalOptions eo;
-                eo.ctx = data.context;
-                eo.max_tokens = data.evalTokens;
-                SubProgress ep(p, 0.9, 1.0);
-                out->kl_tokens = file_tokens(*state->tok, data.evalPath, 0);
-                out->kl = evaluate_kl({&model, LlamaModel::Weights::Original}, {&model}, out->kl_tokens, eo,
-                                      state->tok->bos_id(), &ep);
-                out->kl_tokens.resize(std::min<std::size_t>(out->kl_tokens.size(), std::size_t(out->kl.protocol.text_tokens)));
-                out->has_kl = true;
-            }
-            // The trained layers replace the PTQ ones; their weight errors are measured again.
-            QuantizeResult trained;
-            for (auto& [index, q] : r.tensors) {
-                LayerResult lr;
-                lr.layer = index;
-                lr.name = model.layers().at(index).name;
-                lr.spec = q.spec;
-                lr.metrics = compare_weights(model.original_weight(index), model.weight(index), at::Tensor());
-                lr.metrics.code_bits_per_weight = q.code_bits_per_weight();
-                lr.metrics.total_bits_per_weight = q.total_bits_per_weight();
-                lr.transform = make_codec(q.spec)->transform_note(q.rows, q.cols);
-                trained.layers.push_back(lr);
-            }
-            trained.tensors = r.tensors;
-            trained.seconds = r.seconds;
-            if (run) {
-                std::vector<DataProvenance> dp{data_provenance("train", utf8(data.calibPath), r.tokens_used)};
-                if (eval)
-                    dp.push_back(data_provenance("eval", utf8(data.evalPath), out->kl.protocol.text_tokens,
-                                                 out->kl.protocol.describe()));
-                record_qat(*run, model, dp, r, trained, eval ? &out->kl : nullptr,
-                           {{"codec", codec}, {"mode", std::string(request.blockwise ? "block" : "e2e")},
-                            {"token_budget", o.tokens}, {"lr", o.lr}, {"scale_lr", o.scale_lr}, {"ctx", o.ctx},
-                            {"checkpoint_dir", o.checkpoint_dir}});
-            }
-            out->total_bpw = trained.total_bits_per_weight();
-            out->results = std::move(trained.layers);
-            out->tensors = std::move(r.tensors);
-            QatCurve& c = out->curve;
-            c.steps.assign(r.steps.begin(), r.steps.end());
-            c.losses = r.losses;
-            c.klSteps.assign(r.kl_steps.begin(), r.kl_steps.end());
-            c.klValues = r.kl_values;
-            c.totalSteps = r.total_steps;
-            c.resumedFrom = r.resumed_from;
-        };
+        QuantizeResult ptq;
+        ptq.tensors = state->tensors;
         try {
-            run_recorded(project, "qat", what, runId, work);
+            run_recorded(project, kQatRun, what, runId, [&](RunWriter* run) {
+                QatJobResult r = qat_job(model, *state->tok, ptq, o, callback, &p, run);
+                // The trained layers replace the PTQ ones; the trained model's KL (when measured) the earlier one.
+                out->has_kl = r.has_kl;
+                out->kl = std::move(r.kl);
+                out->kl_tokens = std::move(r.kl_tokens);
+                out->total_bpw = r.trained.total_bits_per_weight();
+                out->results = std::move(r.trained.layers);
+                out->tensors = std::move(r.qat.tensors);
+                QatCurve& c = out->curve;
+                c.steps.assign(r.qat.steps.begin(), r.qat.steps.end());
+                c.losses = r.qat.losses;
+                c.klSteps.assign(r.qat.kl_steps.begin(), r.qat.kl_steps.end());
+                c.klValues = r.qat.kl_values;
+                c.totalSteps = r.qat.total_steps;
+                c.resumedFrom = r.qat.resumed_from;
+            });
         } catch (...) {
-            // Trained but not recorded (a full disk): the model goes back to the layers the session still holds.
-            if (trained) reapply(model, state->tensors);
+            // Failed, cancelled or not recorded: the model goes back to the layers the session still holds.
+            replace_with_dequantized(model, state->tensors);
             throw;
         }
     });

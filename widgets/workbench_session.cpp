@@ -7,27 +7,31 @@
 
 #include <cmath>
 #include <map>
+#include <mutex>
 #include <set>
 
 #include "alloc/allocation.h"
 #include "analysis/model_eval.h"
-#include "analysis/sensitivity.h"
+#include "io/model_loading.h"
+#include "jobs/sensitivity.h"
 #include "analysis/text_data.h"
 #include "common/error.h"
 #include "io/gguf_export.h"
 #include "io/hf_export.h"
 #include "io/packed_checkpoint.h"
-#include "io/run_records.h"
+#include "jobs/run_records.h"
 #include "io/run_store.h"
-#include "jobs/progress.h"
+#include "common/progress.h"
 #include "job_queue.h"
 #include "model/dtype.h"
 #include "model/llama_model.h"
 #include "model/tokenizer.h"
 #include "quant/codec.h"
-#include "quant/model_quantizer.h"
+#include "quant/codec_registry.h"
+#include "jobs/model_quantizer.h"
+#include "jobs/recorded_jobs.h"
+#include "quant/dequantized_layers.h"
 
-#include "session_records.h"
 #include "session_state.h"
 
 namespace quench::gui {
@@ -110,65 +114,34 @@ AllocationSpec WorkbenchSession::allocationSpec() const {
     return spec;
 }
 
-double WorkbenchSession::estimateBitsPerWeight(const std::string& spec, const std::vector<std::size_t>& layers) const {
+double WorkbenchSession::estimateBitsPerWeight(const std::string& spec, const std::vector<std::size_t>& layers,
+                                               bool afterQat) const {
     auto codec = make_codec(spec);
     const auto& reg = this->layers();
     // Layers the setting cannot take are named, all of them, before anything runs.
     const std::vector<std::string> refused = refused_layers(reg, uniform_plan(layers, codec->spec()));
     if (!refused.empty()) throw quench::Error(refusal_text(refused, layers.size()));
     if (layers.empty()) {  // no layer chosen: a representative 4096 x 4096 weight
-        return codec->estimate_bits(4096, 4096).total_bits_per_weight;
+        const CodecTraits* row = afterQat ? find_codec(codec->spec().codec()) : nullptr;
+        const BitsEstimate e = row && row->qat && row->qat_bits ? row->qat_bits(*codec, 4096, 4096)
+                                                                : codec->estimate_bits(4096, 4096);
+        return e.total_bits_per_weight;
     }
     // Shared parts once, as the run that follows will count them.
-    return estimate_plan_bits(reg, uniform_plan(layers, codec->spec())).bits_per_weight();
+    return estimate_plan_bits(reg, uniform_plan(layers, codec->spec()), afterQat).bits_per_weight();
 }
 
 double WorkbenchSession::estimateExportBytes(const ExportRequest& request) const {
     if (!s_->model) return 0;
-    const auto& model = *s_->model;
-    const auto& reg = model.layers();
-    std::map<std::string, std::size_t> layer_of_weight;
-    for (std::size_t i = 0; i < reg.size(); ++i) layer_of_weight[reg.at(i).weight_name()] = i;
-    double bytes = 0;
-    std::set<const uint8_t*> stored;  // tied tensors (lm_head = embedding) are written once, as exporters do
-    for (const auto& name : model.tensor_names()) {
-        const auto& info = model.checkpoint().info(name);
-        const double n = double(info.numel());
-        const auto layer = layer_of_weight.find(name);
-        const QuantizedTensor* q = nullptr;
-        bool replaced = false;
-        if (layer != layer_of_weight.end()) {
-            auto t = s_->tensors.find(layer->second);
-            if (t != s_->tensors.end()) q = &t->second;
-            replaced = model.is_replaced(layer->second);
-        }
-        if (!q && !replaced && !stored.insert(model.checkpoint().stored_bytes(name)).second) continue;
-        switch (request.format) {
-        case ExportFormat::Packed:
-            bytes += q ? n * q->total_bits_per_weight() / 8.0
-                       : double(info.nbytes());
-            break;
-        case ExportFormat::Hf:
-            bytes += n * 2.0;
-            break;
-        case ExportFormat::Gguf: {
-            if (info.shape.size() != 2) {
-                bytes += n * 4.0;  // norms stay F32
-                break;
-            }
-            GgmlType type = GgmlType::F16;
-            if (!request.ggufType.isEmpty()) {
-                if (auto t = ggml_type_from_name(utf8(request.ggufType))) type = *t;
-            } else if (q) {
-                type = gguf_type_for_codec(q->spec.to_string(), q->rows, q->cols);
-            }
-            type = gguf_fitting_type(type, info.shape[1]);
-            bytes += n * ggml_type_info(type).bits_per_weight() / 8.0;
-            break;
-        }
+    GgufExportOptions gguf;
+    if (request.format == ExportFormat::Gguf) {
+        try {
+            gguf = gguf_export_options(*s_->model, s_->tensors, utf8(request.ggufType));
+        } catch (const Error&) {
+            gguf = {};  // a type name the export will refuse: estimated at F16 meanwhile
         }
     }
-    return bytes;
+    return estimate_export_bytes(*s_->model, s_->tensors, coreFormat(request.format), gguf);
 }
 
 JobRunner* WorkbenchSession::loadModel(const QString& dir) {
@@ -179,7 +152,7 @@ JobRunner* WorkbenchSession::loadModel(const QString& dir) {
     auto out = std::make_shared<Out>();
     const std::string path = utf8(dir);
     JobRunner* job = jobs_->enqueue(tr("Load %1").arg(QFileInfo(dir).fileName()), [out, path](ProgressSink& p) {
-        out->model = LlamaModel::load(path, &p);
+        out->model = load_model(path, &p);
         out->tok = load_tokenizer(path);
     });
     connect(job, &JobRunner::finished, this, [this, out] {
@@ -219,51 +192,31 @@ JobRunner* WorkbenchSession::countTokens() {
 }
 
 struct QuantizeOut {
-    QuantizeResult result;
-    bool has_kl = false;
-    KlReport kl;
-    std::vector<int32_t> kl_tokens;
+    QuantizeJobResult job;
+    std::string calib_path;  // the calibration text the layers were quantized with (QAT records it)
     std::shared_ptr<std::string> run_id = std::make_shared<std::string>();
 };
 
 namespace {
 
-// The quantize job: restore, quantize the plan, evaluate when there is evaluation text, and record the run
-// in the project file when there is one (as `quench-cli quantize --out`).
-// kind: "quantize" (one setting) or "apply" (an allocation's per-layer settings), as the CLI records them.
-void run_quantize(LlamaModel& model, const Tokenizer& tok, const std::vector<LayerPlan>& plan, const DataSettings& data,
-                  const std::string& project, const char* kind, const std::string& label, QuantizeOut& out,
-                  ProgressSink& p) {
-    const auto work = [&](RunWriter* run) {
-        model.restore_all();
-        const auto calib = file_tokens(tok, data.calibPath, data.calibTokens);
-        QuantizeOptions qo;
-        qo.capture.ctx = data.context;
-        const bool eval = !data.evalPath.isEmpty();
-        SubProgress qp(p, 0, eval ? 0.7 : 0.95);
-        out.result = quantize_model_layers(model, plan, calib, qo, &qp);
-        if (eval) {
-            EvalOptions eo;
-            eo.ctx = data.context;
-            eo.max_tokens = data.evalTokens;
-            SubProgress ep(p, 0.7, 0.95);
-            out.kl_tokens = file_tokens(tok, data.evalPath, 0);
-            out.kl = evaluate_kl({&model, LlamaModel::Weights::Original}, {&model}, out.kl_tokens, eo, tok.bos_id(), &ep);
-            out.kl_tokens.resize(std::min<std::size_t>(out.kl_tokens.size(), std::size_t(out.kl.protocol.text_tokens)));
-            out.has_kl = true;
-        }
-        if (!run) return;
-        p.report(0.95, "recording the run");
-        std::vector<DataProvenance> dp;
-        if (!data.calibPath.isEmpty()) dp.push_back(data_provenance("calib", utf8(data.calibPath), int64_t(calib.size())));
-        if (eval)
-            dp.push_back(data_provenance("eval", utf8(data.evalPath), out.kl.protocol.text_tokens, out.kl.protocol.describe()));
-        record_quantize(*run, model, dp, out.result, eval ? &out.kl : nullptr, label);
-    };
+// The job options of the data settings.
+QuantizeJobOptions quantize_options(const DataSettings& data) {
+    QuantizeJobOptions o;
+    o.calib = {utf8(data.calibPath), data.calibTokens};
+    o.eval = utf8(data.evalPath);
+    o.eval_tokens = data.evalTokens;
+    o.ctx = data.context;
+    return o;
+}
+
+// A quantize job's run: the job restores the model when it fails; a run that then cannot be committed (a
+// full disk) must not leave the model quantized either, as the session forgets the job's results.
+void recordQuantize(LlamaModel& model, const std::string& project, const char* kind, const std::string& what,
+                    std::shared_ptr<std::string> runId, const std::function<void(RunWriter*)>& work) {
     try {
-        run_recorded(project, kind, label, out.run_id, work);
+        run_recorded(project, kind, what, std::move(runId), work);
     } catch (...) {
-        model.restore_all();  // failed, cancelled or not recorded: no half-quantized model stays behind
+        model.restore_all();
         throw;
     }
 }
@@ -291,8 +244,10 @@ JobRunner* WorkbenchSession::quantize(const std::vector<std::size_t>& layers, co
         if (!state->model) throw Error("open a model first");
         if (chosen.empty()) throw Error("select at least one layer to quantize");
         const CodecSpec cs = CodecSpec::parse(text);
-        run_quantize(*state->model, *state->tok, uniform_plan(chosen, cs), data, project, "quantize", cs.to_string(),
-                     *out, p);
+        recordQuantize(*state->model, project, kQuantizeRun, cs.to_string(), out->run_id, [&](RunWriter* run) {
+            out->job = quantize_job(*state->model, *state->tok, uniform_plan(chosen, cs), quantize_options(data), &p, run);
+        });
+        out->calib_path = utf8(data.calibPath);
     });
     connectQuantizeJob(job, state, out, tr("Quantize"), data.evalPath);
     announceRun(job, projectPath_, out->run_id);
@@ -302,12 +257,14 @@ JobRunner* WorkbenchSession::quantize(const std::vector<std::size_t>& layers, co
 void WorkbenchSession::connectQuantizeJob(JobRunner* job, std::shared_ptr<State> state, std::shared_ptr<QuantizeOut> out,
                                           const QString& source, const QString& evalPath) {
     connect(job, &JobRunner::finished, this, [this, state, out, source, evalPath] {
-        state->total_bpw = out->result.total_bits_per_weight();  // before the layers are moved out
-        state->results = std::move(out->result.layers);
-        state->tensors = std::move(out->result.tensors);
-        state->has_kl = out->has_kl;
-        state->kl = std::move(out->kl);
-        state->kl_tokens = std::move(out->kl_tokens);
+        QuantizeJobResult& r = out->job;
+        state->total_bpw = r.result.total_bits_per_weight();  // before the layers are moved out
+        state->results = std::move(r.result.layers);
+        state->tensors = std::move(r.result.tensors);
+        state->ptq_calib = {out->calib_path, r.calib_tokens};
+        state->has_kl = r.has_kl;
+        state->kl = std::move(r.kl);
+        state->kl_tokens = std::move(r.kl_tokens);
         if (state == s_) {
             if (state->has_kl) noteEvaluation(source, evalPath);
             emit quantized();
@@ -337,24 +294,20 @@ void WorkbenchSession::announceRun(JobRunner* job, const QString& project, std::
 }
 
 JobRunner* WorkbenchSession::applyAllocation(const Allocation& allocation) {
-    // An allocation names layers and specs; quantize each chosen layer with its own setting.
-    std::vector<std::pair<std::size_t, std::string>> choices;
-    for (const auto& c : allocation.layers) {
-        if (c.excluded) continue;
-        if (auto idx = layers().index_of(c.name)) choices.emplace_back(*idx, c.spec);
-    }
+    // An allocation names layers and specs; each allocated layer is quantized with its own setting.
     auto state = s_;
     const DataSettings data = data_;
     const std::string project = utf8(projectPath_);
     auto out = std::make_shared<QuantizeOut>();
     const double bpw = allocation.bits_per_weight;
     JobRunner* job = jobs_->enqueue(tr("Apply allocation (%1 bpw)").arg(bpw, 0, 'f', 3),
-                                    [state, choices, data, project, out, bpw](ProgressSink& p) {
+                                    [state, allocation, data, project, out](ProgressSink& p) {
         if (!state->model) throw Error("open a model first");
-        std::vector<LayerPlan> plan;
-        for (const auto& [idx, spec] : choices) plan.push_back({idx, CodecSpec::parse(spec)});
-        run_quantize(*state->model, *state->tok, plan, data, project, "apply",
-                     "allocation at " + std::to_string(bpw) + " bpw", *out, p);
+        const std::string source = "workbench allocation at " + std::to_string(allocation.bits_per_weight) + " bpw";
+        recordQuantize(*state->model, project, kApplyRun, source, out->run_id, [&](RunWriter* run) {
+            out->job = apply_job(*state->model, *state->tok, allocation, source, quantize_options(data), &p, run);
+        });
+        out->calib_path = utf8(data.calibPath);
     });
     connectQuantizeJob(job, state, out, tr("Apply allocation"), data.evalPath);
     announceRun(job, projectPath_, out->run_id);
@@ -441,38 +394,58 @@ JobRunner* WorkbenchSession::measureSensitivity(const std::vector<std::size_t>& 
     std::vector<std::size_t> chosen = layers;
     const std::string project = utf8(projectPath_);
     auto runId = std::make_shared<std::string>();
+    // Pairs finished by the worker, handed to the GUI thread at each progress report so the views fill in
+    // while the job runs (the worker's own Measurements stays private to it until the job ends).
+    struct Inbox {
+        std::mutex mutex;
+        std::vector<std::pair<SensitivityLayer, SensitivityPoint>> points;
+    };
+    auto inbox = std::make_shared<Inbox>();
     JobRunner* job = jobs_->enqueue(tr("Sensitivity: %1 layers x %2 settings").arg(layers.size()).arg(candidates.size()),
-                                    [state, data, measured, cands, chosen, project, runId](ProgressSink& p) {
+                                    [state, data, measured, cands, chosen, project, runId, inbox](ProgressSink& p) {
         if (!state->model) throw Error("open a model first");
         if (chosen.empty()) throw Error("select at least one layer to measure");
         if (data.calibPath.isEmpty()) throw Error("sensitivity needs calibration text (Data panel)");
-        std::vector<std::string> canon, names;
-        for (const auto& c : cands) canon.push_back(CodecSpec::parse(c).to_string());
         auto& model = *state->model;
-        for (std::size_t l : chosen) names.push_back(model.layers().at(l).name);
-        run_recorded(project, "sensitivity", "sensitivity of " + std::to_string(chosen.size()) + " layers", runId,
+        run_recorded(project, kSensitivityRun, "sensitivity of " + std::to_string(chosen.size()) + " layers", runId,
                      [&](RunWriter* run) {
-            const auto calib = file_tokens(*state->tok, data.calibPath, data.calibTokens);
-            const QString klPath = data.evalPath.isEmpty() ? data.calibPath : data.evalPath;
-            const auto kl = file_tokens(*state->tok, klPath, data.evalTokens);
-            SensitivityOptions so;
-            so.ctx = data.context;
-            // measure_sensitivity wants the original weights; the quantized ones go back afterwards.
-            model.restore_all();
-            SensitivityStats stats;
+            SensitivityJobOptions so;
+            so.layers = chosen;
+            so.candidates = cands;
+            so.calib = {utf8(data.calibPath), data.calibTokens};
+            so.kl = {utf8(data.evalPath.isEmpty() ? data.calibPath : data.evalPath), data.evalTokens};
+            so.sensitivity.ctx = data.context;
+            so.sensitivity.on_point = [inbox](const SensitivityLayer& l, const SensitivityPoint& pt) {
+                std::lock_guard<std::mutex> lock(inbox->mutex);
+                inbox->points.emplace_back(l, pt);
+            };
+            // The job measures from the original weights; the quantized ones go back afterwards.
             try {
-                stats = measure_sensitivity(model, chosen, canon, calib, kl, state->tok->bos_id(), so, *measured, &p);
+                sensitivity_job(model, *state->tok, so, *measured, &p, run);
             } catch (...) {
-                reapply(model, state->tensors);
+                replace_with_dequantized(model, state->tensors);
                 throw;
             }
-            reapply(model, state->tensors);
-            if (run)
-                record_sensitivity(*run, model,
-                                   {data_provenance("calib", utf8(data.calibPath), int64_t(calib.size())),
-                                    data_provenance("kl", utf8(klPath), int64_t(kl.size()))},
-                                   *measured, stats, canon, names);
+            replace_with_dequantized(model, state->tensors);
         });
+    });
+    connect(job, &JobRunner::progressed, this, [this, state, inbox, key] {
+        std::vector<std::pair<SensitivityLayer, SensitivityPoint>> fresh;
+        {
+            std::lock_guard<std::mutex> lock(inbox->mutex);
+            fresh.swap(inbox->points);
+        }
+        if (fresh.empty()) return;
+        if (state->measurements_key != key) {  // other data settings: the views show this run's pairs only
+            state->measurements = Measurements();
+            state->measurements_key = key;
+        }
+        for (auto& [l, pt] : fresh) {
+            state->measurements.add_layer(l);
+            state->measurements.set(std::move(pt));
+        }
+        state->measurements.fit_proxy();
+        if (state == s_) emit sensitivityMeasured();
     });
     connect(job, &JobRunner::finished, this, [this, state, measured, key] {
         state->measurements = std::move(*measured);
@@ -482,9 +455,7 @@ JobRunner* WorkbenchSession::measureSensitivity(const std::vector<std::size_t>& 
     // A cancelled or failed job keeps the pairs it finished (each is complete when stored): the views show
     // them and a re-run measures only the rest.
     const auto keepFinished = [this, state, measured, key] {
-        const bool nothingNew = measured->empty() ||
-                                (state->measurements_key == key && measured->size() <= state->measurements.size());
-        if (nothingNew) return;
+        if (measured->empty()) return;  // other data settings and nothing finished: the old set stays
         measured->fit_proxy();
         state->measurements = std::move(*measured);
         state->measurements_key = key;
@@ -506,18 +477,14 @@ JobRunner* WorkbenchSession::evaluate() {
     JobRunner* job = jobs_->enqueue(tr("Evaluate KL"), [state, data, out, tokens, project, runId](ProgressSink& p) {
         if (!state->model) throw Error("open a model first");
         if (data.evalPath.isEmpty()) throw Error("choose an evaluation text first (Data panel)");
-        run_recorded(project, "eval", "evaluate KL", runId, [&](RunWriter* run) {
+        run_recorded(project, kEvalRun, "evaluate KL", runId, [&](RunWriter* run) {
             EvalOptions eo;
             eo.ctx = data.context;
             eo.max_tokens = data.evalTokens;
-            auto& model = *state->model;
-            *tokens = file_tokens(*state->tok, data.evalPath, 0);
-            *out = evaluate_kl({&model, LlamaModel::Weights::Original}, {&model}, *tokens, eo, state->tok->bos_id(), &p);
-            tokens->resize(std::min<std::size_t>(tokens->size(), std::size_t(out->protocol.text_tokens)));
-            if (run)
-                record_eval(*run, model,
-                            data_provenance("eval", utf8(data.evalPath), out->protocol.text_tokens, out->protocol.describe()),
-                            *out, current_result(state->results, state->tensors));
+            EvalJobResult r = eval_job(*state->model, *state->tok, current_result(state->results, state->tensors),
+                                       utf8(data.evalPath), eo, &p, run);
+            *out = std::move(r.kl);
+            *tokens = std::move(r.tokens);
         });
     });
     connect(job, &JobRunner::finished, this, [this, state, out, tokens, evalPath = data.evalPath] {
@@ -541,62 +508,17 @@ JobRunner* WorkbenchSession::exportModel(const ExportRequest& request) {
     JobRunner* job = jobs_->enqueue(tr("Export %1 to %2").arg(names[int(request.format)], request.path),
                                     [state, request, bytes, project, runId](ProgressSink& p) {
         if (!state->model) throw Error("open a model first");
-        const auto& model = *state->model;
         const std::string path = utf8(request.path);
         if (path.empty()) throw Error("export: choose where to write");
-        const char* format = request.format == ExportFormat::Packed ? "packed" : request.format == ExportFormat::Hf ? "hf" : "gguf";
-        run_recorded(project, "export", std::string("export ") + format + " to " + path, runId, [&](RunWriter* run) {
-            ExportOptions eo;
-            eo.replace = request.replace;
-            // The exporter's report as run attributes (and GGUF's type fallbacks as a table).
-            Attrs report{{"format", std::string(format)}, {"out", path}, {"replace", int64_t(request.replace)}};
-            Table fallbacks;
-            switch (request.format) {
-            case ExportFormat::Packed: {
-                const auto r = write_packed_checkpoint(model, state->tensors, path, &p, eo);
-                *bytes = r.file_bytes;
-                report.insert({{"quantized_tensors", int64_t(r.quantized_tensors)}, {"copied_tensors", int64_t(r.copied_tensors)},
-                               {"packed_bpw", r.total_bits_per_weight()}, {"ideal_bytes", r.ideal_bytes()}});
-                break;
-            }
-            case ExportFormat::Hf: {
-                const auto r = export_hf_dequantized(model, path, request.bf16 ? DType::BF16 : DType::F16, &p, eo);
-                *bytes = r.file_bytes;
-                report.insert({{"dtype", std::string(request.bf16 ? "bf16" : "f16")}, {"tensors", int64_t(r.tensors)}});
-                break;
-            }
-            case ExportFormat::Gguf: {
-                GgufExportOptions go;
-                go.replace = request.replace;
-                if (!request.ggufType.isEmpty()) {
-                    const auto t = ggml_type_from_name(utf8(request.ggufType));
-                    if (!t) throw Error("export: unknown GGUF type '" + utf8(request.ggufType) + "'");
-                    go.default_type = *t;
-                } else {
-                    for (const auto& [index, q] : state->tensors) {
-                        const auto& l = model.layers().at(index);
-                        go.tensor_types[gguf_tensor_name(l.weight_name())] =
-                            gguf_type_for_codec(q.spec.to_string(), l.out_features, l.in_features);
-                    }
-                }
-                const auto r = export_gguf(model, path, go, &p);
-                *bytes = r.file_bytes;
-                report.insert({{"type", request.ggufType.isEmpty() ? std::string("per codec") : utf8(request.ggufType)},
-                               {"tensors", int64_t(r.tensors.size())}, {"file_type", int64_t(r.file_type)},
-                               {"tokenizer", r.tokenizer_model}});
-                std::vector<std::string> tensor, requested, used, reason;
-                for (const auto& f : r.fallbacks) {
-                    tensor.push_back(f.tensor);
-                    requested.push_back(ggml_type_name(f.requested));
-                    used.push_back(ggml_type_name(f.used));
-                    reason.push_back(f.reason);
-                }
-                fallbacks.add("tensor", tensor).add("requested", requested).add("used", used).add("reason", reason);
-                break;
-            }
-            }
-            report["bytes"] = int64_t(*bytes);
-            if (run) record_export(*run, model, report, &fallbacks, current_result(state->results, state->tensors));
+        ExportJobOptions eo;
+        eo.format = coreFormat(request.format);
+        eo.out = path;
+        eo.replace = request.replace;
+        eo.hf_dtype = request.bf16 ? DType::BF16 : DType::F16;
+        eo.gguf_type = utf8(request.ggufType);
+        run_recorded(project, kExportRun, std::string("export ") + export_format_name(eo.format) + " to " + path, runId,
+                     [&](RunWriter* run) {
+            *bytes = export_job(*state->model, current_result(state->results, state->tensors), eo, &p, run).bytes;
         });
     });
     connect(job, &JobRunner::finished, this, [this, request, bytes] { emit exported(request.path, qint64(*bytes)); });

@@ -1,9 +1,10 @@
 #pragma once
 // The workbench's document (Tiled's MapDocument): the loaded model and tokenizer, the data settings, the
 // latest quantize / sensitivity / evaluation results and the user's allocation constraints. Every engine
-// operation is a method that queues a job on the JobQueue; the job works on copies or on the model alone
-// and hands its result back on the GUI thread, where the matching signal tells the panels. Torch stays in
-// the .cpp: this header names core's result types only by declaration.
+// operation is a method that queues a job on the JobQueue: the job calls core's function for its kind
+// (core/jobs/recorded_jobs.h, the ones quench-cli calls, which also write the run) and hands the result back
+// on the GUI thread, where the matching signal tells the panels. Torch stays in the .cpp: this header names
+// core's result types only by declaration.
 #include <QObject>
 #include <QString>
 #include <QStringList>
@@ -15,6 +16,7 @@
 #include "alloc/allocation_spec.h"
 #include "eval_summary.h"
 #include "model/layer_registry.h"
+#include "quant/qat_defaults.h"
 
 namespace quench {
 class Tokenizer;
@@ -51,7 +53,7 @@ struct LayerOutcome {
 struct QatRequest {
     bool blockwise = false;   // false: end-to-end
     QString tokens;           // budget as core parses it: "200k", "10%@train"
-    double lr = 1e-4, scaleLr = 1e-3;
+    double lr = quench::QatDefaults{}.lr, scaleLr = quench::QatDefaults{}.scale_lr;  // the panel fills in the codec's
     QString checkpointDir;    // where the trainer saves resumable checkpoints; empty: none
     bool resume = false;      // continue the checkpoint in checkpointDir (a cancelled run) instead of starting
 };
@@ -127,7 +129,7 @@ public:
 
     // Bits per weight a spec costs on the given layers (weighted by size), without quantizing. Throws
     // quench::Error for a bad spec or a shape the codec does not support.
-    double estimateBitsPerWeight(const std::string& spec, const std::vector<std::size_t>& layers) const;
+    double estimateBitsPerWeight(const std::string& spec, const std::vector<std::size_t>& layers, bool afterQat = false) const;
     // Size estimate in bytes of an export of the current state (before writing).
     double estimateExportBytes(const ExportRequest& request) const;
 
@@ -139,7 +141,7 @@ public:
     JobRunner* measureSensitivity(const std::vector<std::size_t>& layers, const QStringList& candidates);
     JobRunner* evaluate();
     JobRunner* exportModel(const ExportRequest& request);
-    // Fine-tunes the quantized layers (paretoq, lcqat or liftquant PTQ results) on the calibration text;
+    // Fine-tunes the quantized layers (PTQ results of codecs with a QAT form) on the calibration text;
     // with request.resume, continues the checkpoint a cancelled run left in request.checkpointDir.
     JobRunner* trainQat(const QatRequest& request);
 

@@ -7,7 +7,7 @@
 #include <map>
 
 #include "common/error.h"
-#include "io/alloc_records.h"
+#include "jobs/alloc_records.h"
 #include "quant/codec_spec.h"
 
 namespace quench::cli {

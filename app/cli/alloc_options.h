@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "alloc/allocation_spec.h"
-#include "analysis/sensitivity.h"
+#include "jobs/sensitivity.h"
 
 namespace quench::cli {
 

@@ -8,11 +8,11 @@
 #include "alloc/allocation_json.h"
 #include "alloc/allocation_problem.h"
 #include "alloc_options.h"
-#include "analysis/sensitivity.h"
+#include "jobs/sensitivity.h"
 #include "commands.h"
 #include "common/atomic_file.h"
 #include "common/error.h"
-#include "io/alloc_records.h"
+#include "jobs/alloc_records.h"
 #include "output.h"
 #include "run_recording.h"
 

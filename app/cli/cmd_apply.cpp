@@ -6,21 +6,23 @@
 #include <nlohmann/json.hpp>
 
 #include "alloc/allocation_json.h"
-#include "analysis/allocation_sweep.h"
+#include "io/model_loading.h"
+#include "jobs/allocation_sweep.h"
 #include "analysis/model_eval.h"
 #include "analysis/text_data.h"
 #include "commands.h"
 #include "common/error.h"
 #include "common/json_file.h"
-#include "io/alloc_records.h"
+#include "jobs/alloc_records.h"
 #include "io/report_json.h"
-#include "io/run_records.h"
+#include "jobs/run_records.h"
 #include "io/run_store.h"
 #include "model/llama_model.h"
 #include "model/tokenizer.h"
 #include "output.h"
 #include "run_recording.h"
-#include "quant/model_quantizer.h"
+#include "jobs/model_quantizer.h"
+#include "jobs/recorded_jobs.h"
 
 namespace quench::cli {
 namespace {
@@ -61,13 +63,8 @@ int64_t measured_bits(const QuantizeResult& r) {
 
 void apply(const ApplyOpts& o, const GlobalOptions& g, ProgressSink& progress, RunWriter* run) {
     const Allocation a = load_allocation(o.allocation);
-    auto model = LlamaModel::load(o.model, &progress);
-    if (run) {
-        run->set_attrs({{"allocation", o.allocation}, {"predicted_kl", a.total_cost}});
-        write_model_provenance(*run, model_provenance(*model, &progress));
-    }
+    auto model = load_model(o.model, &progress);
     auto tok = load_tokenizer(o.model);
-    const std::vector<LayerPlan> plan = allocation_plan(*model, a, o.allocation);
     std::map<std::string, const LayerChoice*> choice;
     int64_t allocated_bits = 0, allocated_weights = 0;
     for (const auto& l : a.layers) {
@@ -76,34 +73,19 @@ void apply(const ApplyOpts& o, const GlobalOptions& g, ProgressSink& progress, R
         allocated_bits += l.bits;
         allocated_weights += l.weights;
     }
-    std::vector<int32_t> calib;
-    if (!o.calib.empty()) calib = tokenize_text_file(*tok, o.calib, true, o.calib_tokens);
-    QuantizeOptions qo;
+    QuantizeJobOptions qo;
+    qo.calib = {o.calib, o.calib_tokens};
+    qo.eval = o.eval;
+    qo.eval_tokens = o.eval_tokens;
+    qo.ctx = o.ctx;
     qo.seed = o.seed;
-    qo.capture.ctx = o.ctx;
-    auto result = quantize_model_layers(*model, plan, calib, qo, &progress);
+    qo.with_tensors = !o.no_tensors;
+    const QuantizeJobResult job = apply_job(*model, *tok, a, o.allocation, qo, &progress, run);
+    const QuantizeResult& result = job.result;
     const int64_t bits = measured_bits(result);
     const double bpw = double(bits) / double(allocated_weights);
-
-    KlReport kl;
-    const bool have_eval = !o.eval.empty();
-    if (have_eval) {
-        EvalOptions eo;
-        eo.ctx = o.ctx;
-        eo.max_tokens = o.eval_tokens;
-        const auto eval_tokens = tokenize_text_file(*tok, o.eval, true);
-        kl = evaluate_kl({model.get(), LlamaModel::Weights::Original}, {model.get()}, eval_tokens, eo, tok->bos_id(),
-                         &progress);
-    }
-    if (run) {
-        std::vector<DataProvenance> data;
-        if (!o.calib.empty()) data.push_back(data_provenance("calib", o.calib, static_cast<int64_t>(calib.size())));
-        if (have_eval) data.push_back(data_provenance("eval", o.eval, kl.protocol.text_tokens, kl.protocol.describe()));
-        write_data_provenance(*run, data);
-        write_quantize_result(*run, result, !o.no_tensors);
-        run->set_attr("total_bpw", bpw);
-        if (have_eval) write_kl_report(*run, kl);
-    }
+    const KlReport& kl = job.kl;
+    const bool have_eval = job.has_kl;
     if (g.json) {
         nlohmann::json j = {{"model", o.model},
                             {"allocation", o.allocation},
@@ -160,7 +142,7 @@ Command add_apply_command(CLI::App& app, const GlobalOptions& g) {
     sub->add_flag("--no-tensors", o->no_tensors, "With --out: record metrics only, not the quantized tensors");
     return {sub, [o, &g] {
                 StderrProgress progress(g.quiet || g.json);
-                run_recorded(o->out, "apply", o->seed, g, [&](RunWriter* run) { apply(*o, g, progress, run); });
+                run_recorded(o->out, kApplyRun, o->seed, g, [&](RunWriter* run) { apply(*o, g, progress, run); });
             }};
 }
 

@@ -1,4 +1,6 @@
 // quench-cli eval MODEL --text FILE [--ref REF]: perplexity, or KL divergence against a reference model.
+// quench-cli eval FILE.h5[:RUN] --text FILE [--out FILE.h5]: KL of a quantize run's model against the same model at
+// full precision (the workbench's Evaluate KL), recorded as an eval run with --out.
 // quench-cli eval --packed DIR --text FILE [--int8-activations]: perplexity of a packed checkpoint run through the packed
 // kernels, next to the same checkpoint dequantized and run dense in fp32, measured in the same process.
 // quench-cli generate MODEL --prompt TEXT: greedy continuation, a quick sanity check of a model.
@@ -12,11 +14,15 @@
 #include "commands.h"
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "io/model_loading.h"
 #include "io/report_json.h"
+#include "jobs/alloc_records.h"
+#include "jobs/recorded_jobs.h"
 #include "model/llama_model.h"
 #include "model/tokenizer.h"
 #include "output.h"
-#include "quant/packed_model.h"
+#include "run_recording.h"
+#include "runtime/packed_model.h"
 
 namespace quench::cli {
 namespace {
@@ -46,7 +52,7 @@ void eval_packed(const std::string& dir, const std::string& text, bool int8, con
                                      tok->bos_id(), &progress);
     }
     {
-        auto model = LlamaModel::load(dir, &progress);  // the packed loader dequantizes every weight
+        auto model = load_model(dir, &progress);  // the packed loader dequantizes every weight
         dense = evaluate_perplexity({model.get()}, tokens, eval, tok->bos_id(), &progress);
     }
     const double rel = std::abs(packed.perplexity - dense.perplexity) / dense.perplexity;
@@ -80,6 +86,24 @@ void eval_packed(const std::string& dir, const std::string& text, bool int8, con
               << "\nkernels vs dense speed: " << fmt_num(speedup, 3) << "x\n";
 }
 
+// A quantize (or apply, QAT) run's model with its quantized layers in, against the same model at full
+// precision: the workbench's Evaluate KL.
+void eval_run(const std::string& ref, const std::string& text, const std::string& kl_out, const EvalOptions& eval,
+              const GlobalOptions& g, ProgressSink& progress, RunWriter* run) {
+    const QuantizedRun m = load_quantized_run(ref, &progress);
+    auto tok = load_tokenizer(m.model->dir());
+    const EvalJobResult r = eval_job(*m.model, *tok, m.current, text, eval, &progress, run);
+    if (!kl_out.empty()) write_file_atomic(kl_out, to_json(r.kl, true).dump() + "\n");
+    if (g.json) {
+        std::cout << nlohmann::json{{"model", m.ref}, {"ref", m.model->dir()}, {"text", text},
+                                    {"quantized_layers", m.current.layers.size()}, {"result", to_json(r.kl)}}
+                         .dump(2)
+                  << "\n";
+        return;
+    }
+    print_kl_table(r.kl, m.model->dir() + " (full precision)", m.ref);
+}
+
 }  // namespace
 
 void print_kl_table(const KlReport& r, const std::string& ref, const std::string& test) {
@@ -102,12 +126,14 @@ void print_kl_table(const KlReport& r, const std::string& ref, const std::string
 Command add_eval_command(CLI::App& app, const GlobalOptions& g) {
     auto* sub = app.add_subcommand("eval", "Perplexity of a model on a text, or its KL divergence against --ref");
     struct Opts {
-        std::string model, text, ref, kl_out, packed;
+        std::string model, text, ref, kl_out, packed, out;
         bool int8 = false;
         EvalOptions eval;
     };
     auto o = std::make_shared<Opts>();
-    auto* model_opt = sub->add_option("model", o->model, "HF model directory (or a packed checkpoint, dequantized)");
+    auto* model_opt = sub->add_option("model", o->model,
+                                      "HF model directory (or a packed checkpoint, dequantized), or a quantize run "
+                                      "FILE.h5[:RUN]: its KL against its own full-precision model");
     auto* packed_opt = sub->add_option(
         "--packed", o->packed,
         "Packed checkpoint directory: run it through the packed kernels and, in the same run, dequantized in "
@@ -121,12 +147,20 @@ Command add_eval_command(CLI::App& app, const GlobalOptions& g) {
     sub->add_option("--text", o->text, "UTF-8 evaluation text file")->required();
     sub->add_option("--ref", o->ref, "Reference model directory: report KL(ref || model) in lockstep")->excludes(packed_opt);
     sub->add_option("--kl-out", o->kl_out, "With --ref: also write the per-token KL vector as JSON to this file");
+    sub->add_option("--out", o->out, "With a run FILE.h5[:RUN]: project file (.h5) to record the evaluation in");
     add_eval_options(sub, o->eval);
     return {sub, [o, &g] {
                 StderrProgress progress(g.quiet || g.json);
                 if (!o->packed.empty()) return eval_packed(o->packed, o->text, o->int8, o->eval, g, progress);
                 if (o->model.empty()) throw Error("eval: give a model directory or --packed DIR");
-                auto model = LlamaModel::load(o->model, &progress);
+                if (is_run_ref(o->model)) {
+                    if (!o->ref.empty()) throw Error("eval " + o->model + ": a run is measured against its own model; drop --ref");
+                    return run_recorded(o->out, kEvalRun, 0, g, [&](RunWriter* run) {
+                        eval_run(o->model, o->text, o->kl_out, o->eval, g, progress, run);
+                    });
+                }
+                if (!o->out.empty()) throw Error("--out: records the evaluation of a quantize run (FILE.h5:RUN), not of " + o->model);
+                auto model = load_model(o->model, &progress);
                 auto tok = load_tokenizer(o->model);
                 const auto tokens = tokenize_text_file(*tok, o->text, /*add_bos=*/true);
                 if (o->ref.empty()) {
@@ -147,7 +181,7 @@ Command add_eval_command(CLI::App& app, const GlobalOptions& g) {
                     std::cout << t.render();
                     return;
                 }
-                auto ref = LlamaModel::load(o->ref, &progress);
+                auto ref = load_model(o->ref, &progress);
                 auto r = evaluate_kl({ref.get()}, {model.get()}, tokens, o->eval, tok->bos_id(), &progress);
                 // Atomic, like every output file: a full disk never leaves a truncated vector behind.
                 if (!o->kl_out.empty()) write_file_atomic(o->kl_out, to_json(r, true).dump() + "\n");
@@ -172,7 +206,7 @@ Command add_generate_command(CLI::App& app, const GlobalOptions& g) {
     sub->add_option("--max-new", o->max_new, "Tokens to generate")->check(CLI::PositiveNumber);
     return {sub, [o, &g] {
                 StderrProgress progress(true);
-                auto model = LlamaModel::load(o->model, &progress);
+                auto model = load_model(o->model, &progress);
                 auto tok = load_tokenizer(o->model);
                 const auto prompt = tok->encode(o->prompt, true);
                 const auto out = model->generate_greedy(prompt, o->max_new);

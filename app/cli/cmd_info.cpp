@@ -2,6 +2,7 @@
 #include <iostream>
 
 #include "commands.h"
+#include "io/model_loading.h"
 #include "io/report_json.h"
 #include "model/llama_model.h"
 #include "model/tokenizer.h"
@@ -20,7 +21,7 @@ Command add_info_command(CLI::App& app, const GlobalOptions& g) {
     sub->add_option("--layers", o->layers, "Only list layers matching these globs (comma-separated)");
     return {sub, [o, &g] {
                 StderrProgress progress(g.quiet || g.json);
-                auto model = LlamaModel::load(o->model, &progress);
+                auto model = load_model(o->model, &progress);
                 auto tok = load_tokenizer(o->model);
                 nlohmann::json j = model_info_json(*model, tok.get());
                 if (!o->layers.empty()) {

@@ -10,15 +10,17 @@
 #include "analysis/text_data.h"
 #include "commands.h"
 #include "common/error.h"
+#include "io/model_loading.h"
 #include "io/report_json.h"
-#include "io/run_records.h"
+#include "jobs/run_records.h"
 #include "io/run_store.h"
 #include "model/llama_model.h"
 #include "model/tokenizer.h"
 #include "output.h"
 #include "run_recording.h"
 #include "quant/codec_registry.h"
-#include "quant/model_quantizer.h"
+#include "jobs/model_quantizer.h"
+#include "jobs/recorded_jobs.h"
 
 namespace quench::cli {
 namespace {
@@ -32,12 +34,6 @@ nlohmann::json layer_json(const LayerResult& r) {
             {"seconds", m.seconds}, {"transform", r.transform}};
 }
 
-std::string codec_list() {
-    std::string s;
-    for (const auto& t : codec_table()) s += (s.empty() ? "" : ", ") + std::string(t.name);
-    return s;
-}
-
 struct QuantizeOpts {
     std::string model, codec, layers = "model.layers.*", layers_regex, calib, eval, out;
     int64_t calib_tokens = 16384, eval_tokens = 0, ctx = 0;
@@ -47,44 +43,25 @@ struct QuantizeOpts {
 
 void quantize(const QuantizeOpts& o, const CodecSpec& spec, const GlobalOptions& g, ProgressSink& progress,
               RunWriter* run) {
-    auto model = LlamaModel::load(o.model, &progress);
-    if (run) {
-        run->set_attrs({{"codec", spec.to_string()}, {"layers", o.layers_regex.empty() ? o.layers : o.layers_regex}});
-        write_model_provenance(*run, model_provenance(*model, &progress));
-    }
+    auto model = load_model(o.model, &progress);
     auto tok = load_tokenizer(o.model);
     const auto layers = o.layers_regex.empty() ? model->layers().select_glob(o.layers)
                                                 : model->layers().select_regex(o.layers_regex);
-    std::vector<int32_t> calib;
-    if (!o.calib.empty()) calib = tokenize_text_file(*tok, o.calib, true, o.calib_tokens);
-    QuantizeOptions qo;
+    QuantizeJobOptions qo;
+    qo.calib = {o.calib, o.calib_tokens};
+    qo.eval = o.eval;
+    qo.eval_tokens = o.eval_tokens;
+    qo.ctx = o.ctx;
     qo.seed = o.seed;
-    qo.capture.ctx = o.ctx;
-    auto result = quantize_model_layers(*model, uniform_plan(layers, spec), calib, qo, &progress);
+    qo.with_tensors = !o.no_tensors;
+    const QuantizeJobResult job = quantize_job(*model, *tok, uniform_plan(layers, spec), qo, &progress, run);
+    const QuantizeResult& result = job.result;
+    const KlReport& kl = job.kl;
 
     nlohmann::json j = {{"model", o.model}, {"codec", spec.to_string()}, {"seconds", result.seconds},
                         {"total_bpw", result.total_bits_per_weight()}, {"layers", nlohmann::json::array()}};
     for (const auto& r : result.layers) j["layers"].push_back(layer_json(r));
-    KlReport kl;
-    if (!o.eval.empty()) {
-        EvalOptions eo;
-        eo.ctx = o.ctx;
-        eo.max_tokens = o.eval_tokens;
-        const auto eval_tokens = tokenize_text_file(*tok, o.eval, true);
-        kl = evaluate_kl({model.get(), LlamaModel::Weights::Original}, {model.get()}, eval_tokens, eo,
-                         tok->bos_id(), &progress);
-        j["kl"] = to_json(kl);
-    }
-    if (run) {
-        std::vector<DataProvenance> data;
-        if (!o.calib.empty()) data.push_back(data_provenance("calib", o.calib, static_cast<int64_t>(calib.size())));
-        if (!o.eval.empty())
-            data.push_back(data_provenance("eval", o.eval, kl.protocol.text_tokens, kl.protocol.describe()));
-        write_data_provenance(*run, data);
-        write_quantize_result(*run, result, !o.no_tensors);
-        run->set_attr("total_bpw", result.total_bits_per_weight());
-        if (!o.eval.empty()) write_kl_report(*run, kl);
-    }
+    if (job.has_kl) j["kl"] = to_json(kl);
     if (g.json) {
         std::cout << j.dump(2) << "\n";
         return;
@@ -119,7 +96,7 @@ Command add_quantize_command(CLI::App& app, const GlobalOptions& g) {
     auto* sub = app.add_subcommand("quantize", "Quantize selected layers and report per-layer error, KL and perplexity");
     auto o = std::make_shared<QuantizeOpts>();
     sub->add_option("model", o->model, "HF model directory")->required();
-    sub->add_option("--codec", o->codec, "Codec spec, e.g. rtn:b=4,g=128 (codecs: " + codec_list() + ")")->required();
+    sub->add_option("--codec", o->codec, "Codec spec, e.g. rtn:b=4,g=128 (codecs: " + codec_names() + ")")->required();
     sub->add_option("--layers", o->layers, "Layer globs, comma-separated (default: every block's linear layers)");
     sub->add_option("--layers-regex", o->layers_regex, "Select layers by regex instead of --layers");
     sub->add_option("--calib", o->calib, "Calibration text (GPTQ Hessians, activation scales, output error)");
@@ -133,7 +110,7 @@ Command add_quantize_command(CLI::App& app, const GlobalOptions& g) {
     return {sub, [o, &g] {
                 const CodecSpec spec = CodecSpec::parse(o->codec);
                 StderrProgress progress(g.quiet || g.json);
-                run_recorded(o->out, "quantize", o->seed, g, [&](RunWriter* run) { quantize(*o, spec, g, progress, run); });
+                run_recorded(o->out, kQuantizeRun, o->seed, g, [&](RunWriter* run) { quantize(*o, spec, g, progress, run); });
             }};
 }
 

@@ -7,7 +7,7 @@
 #include "commands.h"
 #include "common/error.h"
 #include "io/report_json.h"
-#include "io/run_records.h"
+#include "jobs/run_records.h"
 #include "io/run_store.h"
 #include "output.h"
 

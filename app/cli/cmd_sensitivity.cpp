@@ -8,12 +8,14 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
-#include "analysis/sensitivity.h"
+#include "jobs/sensitivity.h"
 #include "analysis/text_data.h"
 #include "commands.h"
 #include "common/error.h"
-#include "io/alloc_records.h"
-#include "io/run_records.h"
+#include "io/model_loading.h"
+#include "jobs/alloc_records.h"
+#include "jobs/recorded_jobs.h"
+#include "jobs/run_records.h"
 #include "io/run_store.h"
 #include "model/llama_model.h"
 #include "model/tokenizer.h"
@@ -47,34 +49,27 @@ void sensitivity(const SensitivityOpts& o, const GlobalOptions& g, ProgressSink&
         if (std::find(cands.begin(), cands.end(), canon) == cands.end()) cands.push_back(canon);
     }
     if (cands.empty()) throw Error("sensitivity: give candidate specs with --candidates 'A;B' or --candidate A");
-    auto model = LlamaModel::load(o.model, &progress);
-    if (run) write_model_provenance(*run, model_provenance(*model, &progress));
+    auto model = load_model(o.model, &progress);
     auto tok = load_tokenizer(o.model);
     const auto layers = model->layers().select_glob(o.layers);
-    const auto calib = tokenize_text_file(*tok, o.calib, true, o.calib_tokens);
-    const auto kl = tokenize_text_file(*tok, o.kl_text.empty() ? o.calib : o.kl_text, true, o.kl_tokens);
-    SensitivityOptions so;
-    so.ctx = o.ctx;
-    so.sample_rows = o.sample_rows;
-    so.proxy = o.proxy;
-    so.proxy_points = o.proxy_points;
-    so.seed = o.seed;
+    SensitivityJobOptions so;
+    so.layers = layers;
+    so.candidates = cands;
+    so.calib = {o.calib, o.calib_tokens};
+    so.kl = {o.kl_text, o.kl_tokens};
+    so.sensitivity.ctx = o.ctx;
+    so.sensitivity.sample_rows = o.sample_rows;
+    so.sensitivity.proxy = o.proxy;
+    so.sensitivity.proxy_points = o.proxy_points;
+    so.sensitivity.seed = o.seed;
     SensitivityStats st;
     try {
-        st = measure_sensitivity(*model, layers, cands, calib, kl, tok->bos_id(), so, m, &progress);
+        st = sensitivity_job(*model, *tok, so, m, &progress, run);
     } catch (const Cancelled&) {
         if (save_back(o)) m.save(o.measurements);  // keep the finished pairs
         throw;
     }
     if (save_back(o)) m.save(o.measurements);
-    if (run) {
-        write_data_provenance(*run, {data_provenance("calib", o.calib, static_cast<int64_t>(calib.size())),
-                                     data_provenance("kl", o.kl_text.empty() ? o.calib : o.kl_text,
-                                                     static_cast<int64_t>(kl.size()))});
-        write_measurements(*run, m);
-        run->set_attrs({{"candidates", o.candidates}, {"layers", o.layers}, {"proxy", int64_t(o.proxy ? 1 : 0)},
-                        {"quantize_calls", st.quantize_calls}, {"kl_evals", st.kl_evals}, {"reused", st.reused}});
-    }
     // Only the requested layers x candidates are shown (the file may hold more).
     std::vector<std::string> names;
     for (std::size_t l : layers) names.push_back(model->layers().at(l).name);
@@ -163,7 +158,7 @@ Command add_sensitivity_command(CLI::App& app, const GlobalOptions& g) {
                 else if (!o->measurements.empty() && std::filesystem::exists(o->measurements))
                     m = Measurements::load(o->measurements);
                 StderrProgress progress(g.quiet || g.json);
-                run_recorded(o->out, "sensitivity", o->seed, g, [&](RunWriter* run) { sensitivity(*o, g, progress, run, m); });
+                run_recorded(o->out, kSensitivityRun, o->seed, g, [&](RunWriter* run) { sensitivity(*o, g, progress, run, m); });
             }};
 }
 

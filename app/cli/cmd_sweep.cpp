@@ -9,12 +9,13 @@
 
 #include "alloc/allocation_problem.h"
 #include "alloc_options.h"
-#include "analysis/allocation_sweep.h"
+#include "io/model_loading.h"
+#include "jobs/allocation_sweep.h"
 #include "analysis/text_data.h"
 #include "commands.h"
 #include "common/error.h"
 #include "io/report_json.h"
-#include "io/run_records.h"
+#include "jobs/run_records.h"
 #include "io/run_store.h"
 #include "model/llama_model.h"
 #include "model/tokenizer.h"
@@ -84,7 +85,7 @@ void sweep(const SweepOpts& o, const GlobalOptions& g, ProgressSink& progress, R
     const AllocationProblem problem(o.problem.build());
     const auto budgets = parse_budgets(o.budgets);
     const auto uniform = uniform_specs(o.uniform, problem.spec());
-    auto model = LlamaModel::load(o.model, &progress);
+    auto model = load_model(o.model, &progress);
     auto tok = load_tokenizer(o.model);
     std::vector<int32_t> calib;
     if (!o.calib.empty()) calib = tokenize_text_file(*tok, o.calib, true, o.calib_tokens);

@@ -7,7 +7,7 @@
 
 #include "commands.h"
 #include "common/error.h"
-#include "io/run_records.h"
+#include "jobs/run_records.h"
 
 int main(int argc, char** argv) {
     using namespace quench::cli;

@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "jobs/progress.h"
+#include "common/progress.h"
 
 namespace quench::cli {
 

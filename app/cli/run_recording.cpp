@@ -2,7 +2,7 @@
 
 #include <iostream>
 
-#include "io/run_records.h"
+#include "jobs/run_records.h"
 
 namespace quench::cli {
 

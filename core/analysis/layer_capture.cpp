@@ -5,7 +5,7 @@
 #include <algorithm>
 
 #include "common/error.h"
-#include "jobs/progress.h"
+#include "common/progress.h"
 
 namespace quench {
 

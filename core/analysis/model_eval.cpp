@@ -7,7 +7,7 @@
 #include <cmath>
 
 #include "common/error.h"
-#include "jobs/progress.h"
+#include "common/progress.h"
 
 namespace quench {
 namespace {

@@ -14,10 +14,11 @@
 #include "common/error.h"
 #include "io/gguf_tokenizer.h"
 #include "io/gguf_writer.h"
-#include "jobs/progress.h"
+#include "common/progress.h"
 #include "model/llama_model.h"
 #include "model/rope.h"
 #include "quant/codec.h"
+#include "quant/codec_registry.h"
 
 namespace quench {
 
@@ -148,9 +149,42 @@ GgmlType gguf_type_for_bits(double bits) {
 }
 
 GgmlType gguf_type_for_codec(const std::string& codec_spec, int64_t rows, int64_t cols) {
+    const CodecSpec spec = CodecSpec::parse(codec_spec);
+    check_exportable(spec, ExportFormat::Gguf, "GGUF export");
+    const CodecTraits* row = find_codec(spec.codec());
+    if (row->gguf_type) return row->gguf_type(spec, rows, cols);
     // The layer's own bits: a part shared by every layer (a lift matrix) is stored once, not in each tensor.
-    const BitsEstimate e = make_codec(codec_spec)->estimate_bits(rows, cols);
+    const BitsEstimate e = make_codec(spec)->estimate_bits(rows, cols);
     return gguf_type_for_bits(e.total_bits_per_weight - double(e.shared_bits) / (double(rows) * double(cols)));
+}
+
+const std::vector<GgmlType>& gguf_export_types() {
+    static const std::vector<GgmlType> types = [] {
+        std::vector<GgmlType> out;
+        for (const auto& info : ggml_types()) out.push_back(info.type);
+        std::stable_sort(out.begin(), out.end(), [](GgmlType a, GgmlType b) {
+            return ggml_type_info(a).bits_per_weight() < ggml_type_info(b).bits_per_weight();
+        });
+        return out;
+    }();
+    return types;
+}
+
+std::string gguf_export_type_names() {
+    std::string out;
+    for (GgmlType t : gguf_export_types()) {
+        std::string name = ggml_type_name(t);
+        for (char& c : name) c = char(std::tolower(static_cast<unsigned char>(c)));
+        out += (out.empty() ? "" : ", ") + name;
+    }
+    return out;
+}
+
+GgmlType parse_gguf_type(const std::string& name, const std::string& where) {
+    const auto t = ggml_type_from_name(name);
+    if (!t || std::find(gguf_export_types().begin(), gguf_export_types().end(), *t) == gguf_export_types().end())
+        throw Error(where + ": unknown GGUF type '" + name + "' (" + gguf_export_type_names() + ")");
+    return *t;
 }
 
 uint32_t gguf_file_type(GgmlType t) {

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "io/ggml_blocks.h"
+#include "quant/ggml_blocks.h"
 
 namespace quench {
 
@@ -78,8 +78,18 @@ GgmlType gguf_fitting_type(GgmlType requested, int64_t cols, std::string* reason
 // The GGUF type nearest in bits per weight (ties to the wider) among Q2_K 2.625, Q3_K 3.4375, Q4_K 4.5,
 // Q5_K 5.5, Q6_K 6.5625, Q8_0 8.5, F16 16 and F32 32.
 GgmlType gguf_type_for_bits(double bits_per_weight);
-// The same for a Quench codec spec ("rtn:b=4,g=128"), by its total bits per weight on a [rows, cols] weight.
+// The type for a [rows, cols] weight stored with a Quench codec spec ("rtn:b=4,g=128"): its codec row's
+// gguf_type, else gguf_type_for_bits of the setting's own bits per weight (shared parts left out).
+// quench::Error when the codec's row does not allow a GGUF export.
 GgmlType gguf_type_for_codec(const std::string& codec_spec, int64_t rows, int64_t cols);
+
+// Every type an export writes, by bits per weight (Q2_K first, F32 last): the GUI's type list and the CLI's
+// --type / --tensor-type take these.
+const std::vector<GgmlType>& gguf_export_types();
+// Their names as the CLI takes them, in that order: "q2_k, q3_k, q4_0, ..., f16, f32".
+std::string gguf_export_type_names();
+// name ("q4_k" or "Q4_K") -> type; quench::Error "<where>: unknown GGUF type 'name' (q2_k, ...)" otherwise.
+GgmlType parse_gguf_type(const std::string& name, const std::string& where);
 
 // llama.cpp's llama_ftype for a file whose weights are mostly of type t (K-quants map to their _S variant).
 uint32_t gguf_file_type(GgmlType t);

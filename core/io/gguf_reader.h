@@ -9,7 +9,7 @@
 #include <utility>
 #include <vector>
 
-#include "io/ggml_blocks.h"
+#include "quant/ggml_blocks.h"
 #include "io/gguf_writer.h"
 #include "model/mapped_file.h"
 

@@ -5,7 +5,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
-#include "jobs/progress.h"
+#include "common/progress.h"
 
 namespace quench {
 

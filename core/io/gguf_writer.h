@@ -11,7 +11,7 @@
 #include <utility>
 #include <vector>
 
-#include "io/ggml_blocks.h"
+#include "quant/ggml_blocks.h"
 
 namespace quench {
 

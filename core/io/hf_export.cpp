@@ -7,7 +7,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
-#include "jobs/progress.h"
+#include "common/progress.h"
 #include "model/llama_model.h"
 
 namespace quench {

@@ -10,9 +10,10 @@
 #include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/hash.h"
-#include "jobs/progress.h"
+#include "common/progress.h"
 #include "model/llama_model.h"
 #include "quant/codec.h"
+#include "quant/codec_registry.h"
 
 namespace quench {
 
@@ -97,6 +98,7 @@ PackedWriteReport write_packed_checkpoint(const LlamaModel& model,
             throw Error(where + ": quantized as " + std::to_string(q.rows) + "x" + std::to_string(q.cols) +
                         ", the layer is " + std::to_string(info.out_features) + "x" + std::to_string(info.in_features));
         make_codec(q.spec);  // a spec the loader could not rebuild must not be written
+        check_exportable(q.spec, ExportFormat::Packed, where);
         json parts = json::array();
         std::set<std::string> part_names;
         for (const QuantPart& p : q.parts) {

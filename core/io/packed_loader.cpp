@@ -13,7 +13,7 @@
 #include "common/error.h"
 #include "common/json_file.h"
 #include "io/packed_checkpoint.h"
-#include "jobs/progress.h"
+#include "common/progress.h"
 #include "model/checkpoint.h"
 #include "model/llama_model.h"
 #include "model/model_config.h"
@@ -178,18 +178,6 @@ QuantizedTensor parse_descriptor(const std::shared_ptr<SafetensorsFile>& file, c
 }
 
 }  // namespace
-
-std::string checkpoint_quant_method(const std::string& dir) {
-    try {
-        const json config = read_json(dir + "/config.json");
-        const auto qc = config.is_object() ? config.find("quantization_config") : config.end();
-        if (qc == config.end() || qc->is_null()) return "";
-        const auto m = qc->is_object() ? qc->find("quant_method") : qc->end();
-        return m != qc->end() && m->is_string() ? m->get<std::string>() : "(unspecified)";
-    } catch (const Error&) {
-        return "";
-    }
-}
 
 std::map<std::string, QuantizedTensor> read_packed_tensors(const std::string& dir) {
     const std::map<std::string, std::string> modules = read_quant_config(dir);

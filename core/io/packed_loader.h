@@ -1,22 +1,19 @@
 #pragma once
 // Reads Quench's packed checkpoint (docs/packed-format.md): the quantized tensors as their codecs' parts,
-// or the whole model with every quantized weight dequantized. LlamaModel::load calls load_packed_model
-// when config.json's quantization_config.quant_method is "quench", so every command that loads a model
-// (quench-cli eval, info, generate) accepts a packed directory as it is.
+// or the whole model with every quantized weight dequantized. load_model (io/model_loading.h) calls
+// load_packed_model when config.json's quantization_config.quant_method is "quench", so every command that
+// loads a model (quench-cli eval, info, generate) accepts a packed directory as it is.
 #include <map>
 #include <memory>
 #include <string>
 
+#include "model/model_config.h"
 #include "quant/quantized_tensor.h"
 
 namespace quench {
 
 class LlamaModel;
 class ProgressSink;
-
-// config.json's quantization_config.quant_method; "" when config.json has none (or cannot be read: the
-// ordinary loader then reports that).
-std::string checkpoint_quant_method(const std::string& dir);
 
 // The quantized tensors by weight name ("model.layers.0.mlp.up_proj.weight"), each part as stored. Parts
 // view the memory-mapped file where it is aligned (the tensors keep the mapping alive), else are copied.

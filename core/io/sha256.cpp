@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "common/error.h"
-#include "jobs/progress.h"
+#include "common/progress.h"
 
 namespace quench {
 

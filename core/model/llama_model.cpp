@@ -7,8 +7,7 @@
 #include <set>
 
 #include "common/error.h"
-#include "io/packed_loader.h"
-#include "jobs/progress.h"
+#include "common/progress.h"
 #include "model/rope.h"
 
 namespace quench {
@@ -45,10 +44,12 @@ std::unique_ptr<LlamaModel> LlamaModel::load(const std::string& dir, ProgressSin
     ProgressSink& p = progress ? *progress : null_progress();
     p.report(0.0, "reading config");
     ModelConfig config = ModelConfig::from_file(dir + "/config.json");
-    // A quantized checkpoint stores no plain tensor for its quantized weights; Quench's own packed format
-    // is decoded by its loader, any other method would only fail later with a confusing missing tensor.
+    // A quantized checkpoint stores no plain tensor for its quantized weights: Quench's own packed format
+    // is decoded by io/model_loading.h's load_model; any other method would only fail later with a
+    // confusing missing tensor.
     const std::string method = checkpoint_quant_method(dir);
-    if (method == "quench") return load_packed_model(dir, progress);
+    if (method == "quench")
+        throw Error(dir + "/config.json: a Quench packed checkpoint; open it with load_model (io/model_loading.h)");
     if (!method.empty())
         throw Error(dir + "/config.json: quantization_config.quant_method '" + method +
                     "' is not supported (Quench reads plain HF checkpoints and its own packed format, 'quench')");

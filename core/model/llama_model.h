@@ -31,8 +31,8 @@ class LlamaModel {
 public:
     // Loads config.json and the weights from an HF model directory; validates every expected tensor's
     // presence and shape (errors name the directory, the tensor and both shapes).
-    // A directory whose config.json has quantization_config.quant_method "quench" is a packed Quench
-    // checkpoint and is loaded through io/packed_loader.h (its quantized weights dequantized).
+    // Plain HF checkpoints only: a packed Quench checkpoint (quant_method "quench") needs the codecs and is
+    // opened by load_model (io/model_loading.h), which every front end and job calls.
     static std::unique_ptr<LlamaModel> load(const std::string& dir, ProgressSink* progress = nullptr);
     // Builds a model from a config and a checkpoint already open (synthetic models, tests).
     LlamaModel(ModelConfig config, Checkpoint checkpoint);

@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "common/json_file.h"
 
 namespace quench {
 namespace {
@@ -152,6 +153,18 @@ std::string ModelConfig::to_json_text() const {
             break;
     }
     return j.dump(2);
+}
+
+std::string checkpoint_quant_method(const std::string& dir) {
+    try {
+        const json config = read_json_file(dir + "/config.json");
+        const auto qc = config.is_object() ? config.find("quantization_config") : config.end();
+        if (qc == config.end() || qc->is_null()) return "";
+        const auto m = qc->is_object() ? qc->find("quant_method") : qc->end();
+        return m != qc->end() && m->is_string() ? m->get<std::string>() : "(unspecified)";
+    } catch (const Error&) {
+        return "";
+    }
 }
 
 }  // namespace quench

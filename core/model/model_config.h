@@ -40,4 +40,8 @@ struct ModelConfig {
     int64_t kv_dim() const { return num_key_value_heads * head_dim; }
 };
 
+// config.json's quantization_config.quant_method; "" when config.json has none (or cannot be read: the
+// ordinary loader then reports that).
+std::string checkpoint_quant_method(const std::string& dir);
+
 }  // namespace quench

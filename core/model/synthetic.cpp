@@ -7,8 +7,8 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
-#include "io/safetensors_writer.h"
-#include "jobs/progress.h"
+#include "model/safetensors_writer.h"
+#include "common/progress.h"
 #include "model/hf_pipeline.h"
 #include "model/utf8.h"
 

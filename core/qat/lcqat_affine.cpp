@@ -5,8 +5,9 @@
 #include <cmath>
 
 #include "common/error.h"
-#include "qat/qat_layer.h"
 #include "quant/bitpack.h"
+#include "quant/codec.h"
+#include "quant/codec_factories.h"
 #include "quant/hadamard.h"
 #include "quant/lcqat_lattice.h"
 
@@ -113,8 +114,15 @@ at::Tensor lcqat_linear(const at::Tensor& x, const at::Tensor& W_lat, const at::
     return hadamard_right(y, had_out) * sv;
 }
 
-std::unique_ptr<QatLayer> make_lcqat_qat_layer(const QuantizedTensor& ptq) {
+std::unique_ptr<QatLayer> make_lcqat_qat_layer(const QuantizedTensor& ptq, const at::Tensor&, const QatLayerOptions&) {
     return std::make_unique<LcqatQatLayer>(ptq);
+}
+
+BitsEstimate lcqat_qat_bits(const Codec& ptq, int64_t rows, int64_t cols) {
+    // The same parts as the PTQ layer, but A and b are trained per layer (export_tensor), no longer shared.
+    BitsEstimate e = ptq.estimate_bits(rows, cols);
+    e.shared_bits = 0;
+    return e;
 }
 
 }  // namespace quench

@@ -1,5 +1,5 @@
 #pragma once
-// LC-QAT's training layer (seed-methods.md section 1(a), UniSVQ v0 TVQHadLinear): latent weights W_lat give
+// LC-QAT's training layer (docs/methods.md section 1(a), UniSVQ v0 TVQHadLinear): latent weights W_lat give
 // u = kappa*W_lat + 1.5, kappa = sqrt(d_out + d_in)/2, and codes q = clamp(round(u), 0, 3) with the DGE
 // surrogate gradient dq/du = min(3, (1/k)|2r - 1|^(1/k - 1)), r = u - clamp(floor(u), 0, 3), k = 5 (no
 // clipping mask). The affine map A, b acts on the activations, so no codebook is built:

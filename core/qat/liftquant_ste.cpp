@@ -3,8 +3,9 @@
 #include <torch/torch.h>
 
 #include "common/error.h"
-#include "qat/qat_layer.h"
 #include "quant/bitpack.h"
+#include "quant/codec.h"
+#include "quant/codec_factories.h"
 #include "quant/hadamard.h"
 
 namespace quench {
@@ -112,8 +113,16 @@ at::Tensor liftquant_linear(const at::Tensor& x, const at::Tensor& Y_lat, const 
     return z.matmul(liftquant_sign_ste(Y_lat).t()) * scales;
 }
 
-std::unique_ptr<QatLayer> make_liftquant_qat_layer(const QuantizedTensor& ptq) {
+std::unique_ptr<QatLayer> make_liftquant_qat_layer(const QuantizedTensor& ptq, const at::Tensor&,
+                                                   const QatLayerOptions&) {
     return std::make_unique<LiftQuantQatLayer>(ptq);
+}
+
+BitsEstimate liftquant_qat_bits(const Codec& ptq, int64_t rows, int64_t cols) {
+    // export_tensor stores the trained input transform as the codec's awq scales: the same setting with awq.
+    const CodecSpec& spec = ptq.spec();
+    if (spec.get_flag("awq")) return ptq.estimate_bits(rows, cols);
+    return make_codec(CodecSpec::parse(spec.to_string() + ",awq"))->estimate_bits(rows, cols);
 }
 
 }  // namespace quench

@@ -1,5 +1,5 @@
 #pragma once
-// LiftQuant's training layer (seed-methods.md section 4(a), "fine-tuning"): latent binary codes Y_lat with a
+// LiftQuant's training layer (docs/methods.md section 4(a), "fine-tuning"): latent binary codes Y_lat with a
 // sign straight-through estimator (forward sign, 0 -> +1; backward g*1{|Y_lat| <= 1}), trainable row scales s
 // and per-input-column scales c (the input transform; the codec's random-sign Hadamard stays fixed), the lift
 // matrix M fixed. The lift is applied to the activations, as the paper's inference form o = s*W_q*(T* a):

@@ -5,8 +5,8 @@
 #include <cmath>
 
 #include "common/error.h"
-#include "qat/qat_layer.h"
 #include "quant/codec.h"
+#include "quant/codec_factories.h"
 #include "quant/scalar_grid.h"
 
 namespace quench {

@@ -1,6 +1,6 @@
 #pragma once
 // ParetoQ's quantizers with their exact training gradients (facebookresearch/ParetoQ models/utils_quant.py;
-// seed-methods.md section 2(a)), one learnable alpha per output row. x = W / alpha (rowwise), g = dL/dW_Q,
+// docs/methods.md section 2(a)), one learnable alpha per output row. x = W / alpha (rowwise), g = dL/dW_Q,
 // N = numel(W):
 //   b=1     W_Q = alpha*sign(W)                     dW = g*1{|x|<=1}      dalpha = sum_j sign(W) g / sqrt(N)
 //   b=1.58  W_Q = alpha*round(clip(x,.99)*1.5)/1.5  dW = g*1{|x|<=0.99}   dalpha = sum_j g*[+-1 | q(x)-x] / sqrt(N)

@@ -1,4 +1,5 @@
 #include "qat/qat_trainer.h"
+#include "qat/qat_schedule.h"
 
 #include <torch/torch.h>
 
@@ -13,42 +14,16 @@
 #include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/hash.h"
-#include "jobs/progress.h"
+#include "common/progress.h"
 #include "model/llama_model.h"
 #include "quant/codec.h"
+#include "quant/dequantized_layers.h"
 
 namespace quench {
 namespace {
 
 constexpr int64_t kCheckpointVersion = 1;
-constexpr double kPi = 3.14159265358979323846;
 const char* const kCheckpointName = "qat-checkpoint.pt";
-
-// The training windows in a seeded order, reshuffled every epoch (Fisher-Yates over splitmix64, so the
-// order is the same on every platform and needs no generator state in checkpoints).
-class WindowOrder {
-public:
-    WindowOrder(int64_t n, uint64_t seed) : n_(n), seed_(seed) {}
-    int64_t at(int64_t k) {
-        const int64_t epoch = k / n_;
-        if (epoch != epoch_) {
-            perm_.resize(static_cast<std::size_t>(n_));
-            for (int64_t i = 0; i < n_; ++i) perm_[static_cast<std::size_t>(i)] = i;
-            uint64_t s = seed_ * 1000003ull + static_cast<uint64_t>(epoch);
-            for (int64_t i = n_ - 1; i > 0; --i)
-                std::swap(perm_[static_cast<std::size_t>(i)],
-                          perm_[static_cast<std::size_t>(splitmix64_next(s) % static_cast<uint64_t>(i + 1))]);
-            epoch_ = epoch;
-        }
-        return perm_[static_cast<std::size_t>(k % n_)];
-    }
-
-private:
-    int64_t n_;
-    uint64_t seed_;
-    int64_t epoch_ = -1;
-    std::vector<int64_t> perm_;
-};
 
 at::Tensor windows_tensor(const std::vector<int32_t>& tokens, const std::vector<int64_t>& starts, int64_t ctx) {
     at::Tensor t = torch::empty({static_cast<int64_t>(starts.size()), ctx}, torch::kLong);
@@ -62,21 +37,6 @@ at::Tensor windows_tensor(const std::vector<int32_t>& tokens, const std::vector<
 at::Tensor mean_kl(const at::Tensor& ref_logits, const at::Tensor& test_logits) {
     const at::Tensor lp = torch::log_softmax(ref_logits, -1), lq = torch::log_softmax(test_logits, -1);
     return (lp.exp() * (lp - lq)).sum(-1).mean();
-}
-
-double schedule_factor(const QatOptions& o, int64_t step, int64_t total) {
-    const double t = static_cast<double>(step), n = static_cast<double>(total);
-    const double warm = std::floor(o.warmup * n);
-    if (t < warm) return (t + 1) / (warm + 1);
-    const double lo = o.min_lr_ratio;
-    if (o.schedule == QatSchedule::Cosine) {
-        const double p = n - warm <= 1 ? 1.0 : (t - warm) / (n - warm - 1);
-        return lo + (1 - lo) * 0.5 * (1 + std::cos(kPi * std::min(1.0, p)));
-    }
-    const double decay_start = n - std::floor(o.decay * n);
-    if (t < decay_start) return 1.0;
-    const double p = n - decay_start <= 1 ? 1.0 : (t - decay_start) / (n - decay_start - 1);
-    return 1 - (1 - lo) * std::min(1.0, p);
 }
 
 std::string signature(const QatOptions& o, const std::map<std::size_t, QuantizedTensor>& ptq, int64_t total_steps) {
@@ -267,47 +227,6 @@ struct Trainer {
 
 }  // namespace
 
-int64_t parse_token_budget(const std::string& text, int64_t train_tokens) {
-    auto number = [&](std::string s) -> double {
-        double mult = 1;
-        if (!s.empty()) {
-            const char c = s.back();
-            if (c == 'k' || c == 'K') mult = 1e3;
-            if (c == 'M') mult = 1e6;
-            if (c == 'B' || c == 'G') mult = 1e9;
-            if (mult != 1) s.pop_back();
-        }
-        std::size_t used = 0;
-        double v = 0;
-        try {
-            v = std::stod(s, &used);
-        } catch (const std::exception&) {
-            used = 0;
-        }
-        if (s.empty() || used != s.size() || !(v >= 0))
-            throw Error("--tokens '" + text + "': expected N, N with k/M/B, or P%@train / P%@SIZE");
-        return v * mult;
-    };
-    const auto at = text.find('@');
-    double tokens = 0;
-    if (at == std::string::npos) {
-        tokens = number(text);
-    } else {
-        std::string frac = text.substr(0, at);
-        const std::string base = text.substr(at + 1);
-        double f = 0;
-        if (!frac.empty() && frac.back() == '%') {
-            frac.pop_back();
-            f = number(frac) / 100;
-        } else {
-            f = number(frac);
-        }
-        tokens = f * (base == "train" ? static_cast<double>(train_tokens) : number(base));
-    }
-    if (tokens < 1) throw Error("--tokens '" + text + "': the budget is less than one token");
-    return static_cast<int64_t>(std::llround(tokens));
-}
-
 std::string qat_checkpoint_path(const std::string& checkpoint_dir) { return checkpoint_dir + "/" + kCheckpointName; }
 
 QatResult train_qat(LlamaModel& model, const std::map<std::size_t, QuantizedTensor>& ptq,
@@ -423,7 +342,7 @@ QatResult train_qat(LlamaModel& model, const std::map<std::size_t, QuantizedTens
 
     for (const auto& [layer, l] : tr.layers) {
         QuantizedTensor q = l->export_tensor();
-        model.replace_weight(layer, make_codec(q.spec)->dequantize(q));
+        replace_with_dequantized(model, layer, q);
         tr.result.tensors.emplace(layer, std::move(q));
     }
     return std::move(tr.result);

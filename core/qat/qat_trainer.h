@@ -33,8 +33,8 @@ struct QatOptions {
     int64_t tokens = 0;  // training budget: tokens of training windows processed (all blocks together)
     int64_t ctx = 128;   // window length
     int64_t batch = 8;   // windows per step
-    double lr = 1e-4;        // latent weights
-    double scale_lr = 1e-3;  // scales, affine maps, input transforms
+    double lr = QatDefaults{}.lr;              // latent weights (a codec's own: qat_defaults(codec).lr)
+    double scale_lr = QatDefaults{}.scale_lr;  // scales, affine maps, input transforms
     double weight_decay = 0;
     QatSchedule schedule = QatSchedule::Cosine;
     double warmup = 0.05;        // fraction of steps with a linear warmup
@@ -83,7 +83,7 @@ int64_t parse_token_budget(const std::string& text, int64_t train_tokens);
 // The checkpoint file train_qat writes in and resumes from checkpoint_dir.
 std::string qat_checkpoint_path(const std::string& checkpoint_dir);
 
-// Trains the layers of ptq (registry index -> PTQ result, codecs paretoq/lcqat/liftquant) of a model whose
+// Trains the layers of ptq (registry index -> PTQ result of codecs with a QAT form) of a model whose
 // current weights are their dequantized PTQ weights and whose originals are full precision. On return the
 // model's current weights are the trained layers' dequantized exports. heldout_tokens may be empty (no KL
 // curve). Throws quench::Error (bad options, too little text, a checkpoint of another run), quench::Cancelled

@@ -78,11 +78,8 @@ CodecSpec CodecSpec::parse(const std::string& text) {
     CodecSpec spec;
     spec.codec_ = text.substr(0, colon);
     const CodecTraits* traits = find_codec(spec.codec_);
-    if (!traits) {
-        std::string known;
-        for (const auto& t : codec_table()) known += std::string(known.empty() ? "" : ", ") + t.name;
-        throw Error("codec spec '" + text + "': unknown codec '" + spec.codec_ + "' (known: " + known + ")");
-    }
+    if (!traits)
+        throw Error("codec spec '" + text + "': unknown codec '" + spec.codec_ + "' (known: " + codec_names() + ")");
     const auto& schema = traits->params();
     for (const auto& p : schema) spec.values_[p.name] = normalise("codec spec '" + text + "'", p, p.default_value);
     if (colon == std::string::npos || colon + 1 == text.size()) return spec;

@@ -22,7 +22,7 @@
 #include <cmath>
 
 #include "common/error.h"
-#include "jobs/progress.h"
+#include "common/progress.h"
 #include "quant/codec_factories.h"
 #include "quant/scalar_grid.h"
 

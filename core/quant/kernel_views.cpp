@@ -87,33 +87,10 @@ View checked(const QuantizedTensor& q, const View& v) {
 
 }  // namespace
 
-const char* kernel_family_name(KernelFamily f) {
-    switch (f) {
-        case KernelFamily::None: return "none";
-        case KernelFamily::Grid: return "grid";
-        case KernelFamily::Lift: return "lift";
-        case KernelFamily::Lattice: return "lattice";
-        case KernelFamily::Qamw: return "qamw";
-    }
-    return "?";
-}
-
 KernelFamily kernel_family(const CodecSpec& spec) {
     const CodecTraits* traits = find_codec(spec.codec());
-    if (!traits) {
-        std::string known;
-        for (const auto& t : codec_table()) known += std::string(known.empty() ? "" : ", ") + t.name;
-        throw Error(where(spec) + ": unknown codec '" + spec.codec() + "' (known: " + known + ")");
-    }
-    switch (traits->id) {
-        case CodecId::Rtn:
-        case CodecId::Gptq:
-        case CodecId::ParetoQ: return KernelFamily::Grid;
-        case CodecId::LiftQuant: return KernelFamily::Lift;
-        case CodecId::LcQat: return KernelFamily::Lattice;
-        case CodecId::QamW: return spec.get_choice("coding") == "joint" ? KernelFamily::Qamw : KernelFamily::None;
-    }
-    return KernelFamily::None;
+    if (!traits) throw Error(where(spec) + ": unknown codec '" + spec.codec() + "' (known: " + codec_names() + ")");
+    return traits->kernel ? traits->kernel(spec) : KernelFamily::None;
 }
 
 kernels::GridView grid_view(const QuantizedTensor& q) {

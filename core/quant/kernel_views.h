@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <variant>
 
+#include "quant/codec_registry.h"
 #include "quant/quantized_tensor.h"
 #include "quench_kernels/packed_grid.h"
 #include "quench_kernels/packed_lattice.h"
@@ -23,16 +24,8 @@
 
 namespace quench {
 
-enum class KernelFamily {
-    None = 0,  // a known codec setting no packed kernel reads (qamw coding=polar)
-    Grid,      // rtn, gptq, paretoq                    -> kernels::GridView
-    Lift,      // liftquant                             -> kernels::LiftView
-    Lattice,   // lcqat                                 -> kernels::LatticeView
-    Qamw,      // qamw coding=joint                     -> kernels::QamwView
-};
-const char* kernel_family_name(KernelFamily f);  // "none", "grid", "lift", "lattice", "qamw"
-
-// Which kernel reads tensors stored with this spec. quench::Error when the spec names no registered codec.
+// Which kernel reads tensors stored with this spec: its codec row's kernel (KernelFamily, kernel_family_name
+// in quant/codec_registry.h). quench::Error when the spec names no registered codec.
 KernelFamily kernel_family(const CodecSpec& spec);
 
 // One function per family; each throws quench::Error when q's spec belongs to another family or a part

@@ -11,7 +11,7 @@
 #include "quant/hadamard.h"
 #include "quant/ldlq.h"
 
-// Which version this follows. UniSVQ has two code versions (seed-methods.md 1): v0 (commit 47f1e69,
+// Which version this follows. UniSVQ has two code versions (docs/methods.md 1): v0 (commit 47f1e69,
 // create_init_ckpt/, which the notes take for the paper's) and HEAD (the release, "a further improvement
 // over the papers"). The paper says nothing beyond its abstract, so every choice below follows code:
 //  - Codebook. cb=ortho (default) is v0's "linear_guassian": A = s*O with its stored random rotation O. It
@@ -36,7 +36,7 @@ namespace {
 constexpr double kMean = 1.5;       // (2^bits - 1) / 2
 constexpr double kVariance = 1.25;  // variance of the uniform distribution on {0, 1, 2, 3}
 
-// v0's lib/codebook/ortho_dim4.pt (float64, row-major), as printed in seed-methods.md 1(a).
+// v0's lib/codebook/ortho_dim4.pt (float64, row-major), as printed in docs/methods.md 1(a).
 constexpr float kOrtho[16] = {+0.614504f, -0.751269f, -0.083694f, -0.225777f,  //
                               +0.226497f, -0.059458f, +0.829679f, +0.506751f,  //
                               -0.396969f, -0.493435f, -0.348915f, +0.690794f,  //

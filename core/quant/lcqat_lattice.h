@@ -1,6 +1,6 @@
 #pragma once
 // LC-QAT's lattice codec: the UniSVQ PTQ initialisation of LC-QAT (arXiv 2606.10531 / 2606.10520, code
-// github.com/AI9Stars/UniSVQ; notes in shared/reference/seed-methods.md section 1). In the incoherent
+// github.com/AI9Stars/UniSVQ; notes in docs/methods.md section 1). In the incoherent
 // domain every 4 consecutive weights of a row are one code q in {0..3}^4 (one 8-bit index, 2.0 bpw)
 // decoded through an affine map, and the layer weight is
 //

@@ -6,7 +6,7 @@
 #include <string>
 
 #include "common/error.h"
-#include "jobs/progress.h"
+#include "common/progress.h"
 
 namespace quench {
 namespace {

@@ -24,7 +24,7 @@
 #include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/hash.h"
-#include "jobs/progress.h"
+#include "common/progress.h"
 
 namespace quench {
 namespace {

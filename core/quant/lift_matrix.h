@@ -1,5 +1,5 @@
 #pragma once
-// LiftQuant's lift matrix M (d x D): a d-dim vector w is coded as M y with y in {+-1}^D (seed-methods.md
+// LiftQuant's lift matrix M (d x D): a d-dim vector w is coded as M y with y in {+-1}^D (docs/methods.md
 // section 4(a)). Here: the 2^(D-d) candidate nearest-code search, learning M on a unit Gaussian source
 // (softmin loss, Adam with cosine decay, seeded restarts) and a cache of trained matrices.
 #include <ATen/core/Tensor.h>
@@ -37,7 +37,7 @@ private:
 // Code bits to sign vectors: int64 [...] -> float [..., D], +1 where the bit is set, -1 elsewhere.
 at::Tensor lift_codes_to_signs(const at::Tensor& codes, int64_t D);
 
-// The recipe of seed-methods.md section 4(a). The defaults are the paper's: 3000 steps x 500 samples x 5
+// The recipe of docs/methods.md section 4(a). The defaults are the paper's: 3000 steps x 500 samples x 5
 // restarts, tens of minutes on a CPU once D - d >= 14, so the codec trains with cpu_budget() instead.
 struct LiftTrainOptions {
     int iterations = 3000;

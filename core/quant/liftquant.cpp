@@ -1,4 +1,4 @@
-// LiftQuant as a PTQ codec (seed-methods.md section 4): each d-weight chunk of a row is coded as M y with
+// LiftQuant as a PTQ codec (docs/methods.md section 4): each d-weight chunk of a row is coded as M y with
 // y in {+-1}^D, so a weight costs D/d bits for any fractional width. Optional steps before coding: an
 // activation-aware column scale and a random-sign block Hadamard on the input dimension (the paper's
 // learned whitening transform T is not reproduced; these are its initialisation).
@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "common/error.h"
-#include "jobs/progress.h"
+#include "common/progress.h"
 #include "quant/bitpack.h"
 #include "quant/codec.h"
 #include "quant/codec_factories.h"

@@ -1,7 +1,7 @@
 // QAM-W (arXiv 2605.26339): each weight row is L2-normalised, block-Hadamard rotated and scaled so its
 // coordinates are ~N(0,1); consecutive coordinate pairs are coded jointly against one 2-D Lloyd-Max codebook
 // for N(0, I2) of K = 2^k points, i.e. k/2 code bits per weight. Only the abstract is public, so the layout
-// below is the reference implementation inferred in shared/reference/seed-methods.md section 3:
+// below is the reference implementation inferred in docs/methods.md section 3:
 //   parts  codes (k bits per pair) | norms (fp16 per row) | codebook (fp16 [K, 2], shared by every layer)
 //          [act_scale (fp16 per input channel)] [sign_seed (64 bits)]
 //   decode w = norm * signs * H_B(c / sqrt(cols)) / act_scale
@@ -17,7 +17,7 @@
 #include <cmath>
 
 #include "common/error.h"
-#include "jobs/progress.h"
+#include "common/progress.h"
 #include "quant/bitpack.h"
 #include "quant/codec.h"
 #include "quant/codec_factories.h"

@@ -39,7 +39,7 @@
 #include "model/llama_model.h"
 #include "model/synthetic.h"
 #include "quant/codec_spec.h"
-#include "quant/model_quantizer.h"
+#include "jobs/model_quantizer.h"
 
 namespace fs = std::filesystem;
 using namespace quench;

@@ -10,7 +10,7 @@
 #include "model/llama_model.h"
 #include "model/synthetic.h"
 #include "qat/qat_trainer.h"
-#include "quant/model_quantizer.h"
+#include "jobs/model_quantizer.h"
 
 namespace fs = std::filesystem;
 using namespace quench;

@@ -1,4 +1,5 @@
 #include "kernels/packed_test_support.h"
+#include "io/model_loading.h"
 #include "kernels/dequant_tolerance.h"
 
 #include <torch/torch.h>
@@ -160,7 +161,7 @@ void expect_gemv_close(const std::vector<PackedCase>& cases, const std::vector<q
 
 void expect_agrees_on_real_model(const std::vector<std::string>& specs, const std::vector<qk::CpuOptions>& paths,
                                  const GemvCheck& g, uint64_t quantize_seed_factor) {
-    const auto model = LlamaModel::load(real_model_dir());
+    const auto model = load_model(real_model_dir());
     const auto layers = model->layers().select_glob("model.layers.*");
     ASSERT_EQ(layers.size(), 14u);  // 2 blocks x (q, k, v, o, gate, up, down)
     for (const std::string& spec : specs)

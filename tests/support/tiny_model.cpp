@@ -7,7 +7,7 @@
 #include <utility>
 #include <vector>
 
-#include "io/safetensors_writer.h"
+#include "model/safetensors_writer.h"
 #include "model/model_config.h"
 
 namespace quench::test {

@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "analysis/sensitivity.h"
+#include "jobs/sensitivity.h"
 #include "quant/codec_spec.h"
 
 namespace quench::gui::test {

@@ -3,14 +3,13 @@
 // (real tiny model), pins never move the budget (the tab says what they need and offers to raise it, the
 // status bar says infeasible), shared parts are named in the summary, a GGUF export is a .gguf file, and an
 // existing target is flagged inside the open dialog. At Llama-2-7B's 224 layers the tab stays legible and a
-// slider move redraws in under 100 ms.
+// slider move re-solves and redraws (its time is measured by tests/bench/bench_views, not here).
 // ATen before any Qt header: Qt's `slots` macro would otherwise break torch's ivalue headers.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
 #include <QCheckBox>
 #include <QDoubleSpinBox>
-#include <QElapsedTimer>
 #include <QFile>
 #include <QFontMetrics>
 #include <QLabel>
@@ -30,7 +29,7 @@
 
 #include "alloc/allocation_problem.h"
 #include "analysis/model_eval.h"
-#include "analysis/sensitivity.h"
+#include "jobs/sensitivity.h"
 #include "chart_tabs.h"
 #include "charts/allocation_view.h"
 #include "charts/chart_style.h"
@@ -117,13 +116,10 @@ private slots:
         for (std::size_t i = 0; i < w.session()->layers().size(); ++i)
             if (w.session()->layers().at(i).block == 0) layers.push_back(i);
         QCOMPARE(layers.size(), std::size_t(7));
-        QElapsedTimer clock;
-        clock.start();
         JobRunner* sens = w.session()->measureSensitivity(layers, {QStringLiteral("rtn:b=2,g=32"), QStringLiteral("rtn:b=4,g=32")});
         QVERIFY(sens->waitForEnd(40000));
         QVERIFY2(sens->state() == JobRunner::State::Finished, qPrintable(sens->errorMessage()));
         QVERIFY2(view->hasAllocation(), qPrintable(view->message()));
-        qInfo("sensitivity: %lld ms", clock.restart());
         view->setBudgetBitsPerWeight(0.5 * (view->minBitsPerWeight() + view->maxBitsPerWeight()));
         QVERIFY(view->hasAllocation());
         const quench::Allocation shown = view->allocation();
@@ -136,7 +132,6 @@ private slots:
         w.charts()->showChart(view);
         QTest::mouseClick(view->applyButton(), Qt::LeftButton);
         QVERIFY(w.jobs()->waitForIdle(30000));
-        qInfo("apply and evaluate: %lld ms", clock.restart());
         QVERIFY2(win.errors.isEmpty(), qPrintable(win.errors.join(QLatin1Char('\n'))));
         const auto outcomes = w.session()->layerOutcomes();
         QCOMPARE(outcomes.size(), shown.layers.size());
@@ -398,22 +393,19 @@ private slots:
         QVERIFY(left > 0);
         QCOMPARE(view->barPlot()->barAt(QPoint(left + 8, view->barPlot()->height() / 2)), 70);
 
-        // A budget-slider move re-solves and redraws both charts in under 100 ms, as core solves it.
-        double worst = 0;
+        // A budget-slider move re-solves as core solves it and redraws both charts; the time per move
+        // (< 100 ms) is measured by tests/bench/bench_views (allocation/slider_move_224_layers).
         for (int pos : {100, 400, 700, 950, 200}) {
-            QElapsedTimer t;
-            t.start();
             view->slider()->setValue(pos);
             QCoreApplication::processEvents();
             view->barPlot()->repaint();
             view->blockPlot()->repaint();
-            worst = std::max(worst, double(t.nsecsElapsed()) * 1e-6);
             QVERIFY(view->hasAllocation());
+            QCOMPARE(view->barCount(), 224);
+            QCOMPARE(view->blockCount(), 32);
             QCOMPARE(view->allocation().total_bits,
                      problem.solve_lagrangian(quench::Budget::bits_per_weight(view->budgetBitsPerWeight())).total_bits);
         }
-        qInfo("slowest slider move with 224 layers: %.1f ms", worst);
-        QVERIFY(worst < 100);
         view->scrollToBlock(0);
         QVERIFY2(!test::screenshot(w, QStringLiteral("13-allocation-224")).isEmpty(), "screenshot not written at 1280 x 800");
     }

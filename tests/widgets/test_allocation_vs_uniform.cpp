@@ -11,7 +11,7 @@
 #include <QtTest>
 
 #include "alloc/allocation_problem.h"
-#include "analysis/sensitivity.h"
+#include "jobs/sensitivity.h"
 #include "gui_test_support.h"
 #include "job_queue.h"
 #include "job_runner.h"
@@ -138,12 +138,20 @@ private slots:
             if (session.layers().at(i).block >= 0) layers.push_back(i);
         const QStringList cands = {QStringLiteral("rtn:b=2,g=32"), QStringLiteral("rtn:b=4,g=32")};
         JobRunner* first = session.measureSensitivity(layers, cands);
+        // Issue 17 item 9 as well: the heatmap fills in while the job runs, not only at its end.
+        std::vector<std::size_t> live;
+        QObject::connect(&session, &WorkbenchSession::sensitivityMeasured, first, [&] {
+            if (first->isActive()) live.push_back(session.measurements().size());
+        });
         QObject::connect(first, &JobRunner::progressed, first, [first](double f, const QString&) {
             if (f >= 0.4) first->cancel();
         });
         QVERIFY(first->waitForEnd(120000));
         QCOMPARE(first->state(), JobRunner::State::Cancelled);
+        QVERIFY2(live.size() >= 2, qPrintable(QStringLiteral("%1 updates while running").arg(live.size())));
+        for (std::size_t i = 1; i < live.size(); ++i) QVERIFY(live[i] > live[i - 1]);
         const std::size_t kept = session.measurements().size();
+        QVERIFY(kept >= live.back());
         QVERIFY2(kept > 0 && kept < 2 * layers.size(), qPrintable(QStringLiteral("%1 pairs kept").arg(kept)));
         JobRunner* rest = session.measureSensitivity(layers, cands);
         QVERIFY(rest->waitForEnd(120000));

@@ -7,7 +7,6 @@
 
 #include <QDir>
 #include <QDoubleSpinBox>
-#include <QElapsedTimer>
 #include <QSignalSpy>
 #include <QSlider>
 #include <QtCharts/QChart>
@@ -18,7 +17,7 @@
 #include <memory>
 
 #include "alloc/allocation_problem.h"
-#include "analysis/sensitivity.h"
+#include "jobs/sensitivity.h"
 #include "analysis/text_data.h"
 #include <QHelpEvent>
 #include <QTextBrowser>
@@ -39,7 +38,7 @@
 #include "model/llama_model.h"
 #include "model/tokenizer.h"
 #include "quant/codec_spec.h"
-#include "quant/model_quantizer.h"
+#include "jobs/model_quantizer.h"
 #include "synthetic_measurements.h"
 
 using namespace quench;
@@ -231,26 +230,27 @@ private slots:
         QVERIFY(savePng(view, QStringLiteral("allocation_view_empty"), QSize(500, 300)));
     }
 
-    void allocationSliderMoveIsFast() {
-        // 143 blocks x 7 kinds = 1001 layers (a 70B model has 560), 7 candidates each.
+    void allocationSliderMovesAt1001Layers() {
+        // 143 blocks x 7 kinds = 1001 layers (a 70B model has 560), 7 candidates each: every slider move
+        // re-solves as core solves it and redraws the bars. The time per move (< 100 ms) is measured by
+        // tests/bench/bench_views (allocation/slider_move_1001_layers).
         const Measurements m = test::syntheticMeasurements(143, {2, 3, 4, 5, 6, 7, 8});
         AllocationView view;
         view.setMeasurements(m, CostSource::Auto);
         view.resize(1280, 700);
         view.show();
         QVERIFY(QTest::qWaitForWindowExposed(&view));
-        double worst = 0;
+        QCOMPARE(view.barCount(), 1001);
+        const AllocationProblem problem(to_allocation_spec(m, CostSource::Auto));
         for (int pos : {100, 400, 700, 950, 200}) {
-            QElapsedTimer t;
-            t.start();
             view.slider()->setValue(pos);
             QCoreApplication::processEvents();
             view.barPlot()->repaint();  // the chart drawn with the new bars
-            worst = std::max(worst, double(t.nsecsElapsed()) * 1e-6);
             QVERIFY(view.hasAllocation());
+            QCOMPARE(view.allocation().layers.size(), std::size_t(1001));
+            QCOMPARE(view.allocation().total_bits,
+                     problem.solve_lagrangian(Budget::bits_per_weight(view.budgetBitsPerWeight())).total_bits);
         }
-        qInfo("slowest slider move with 1001 layers: %.1f ms", worst);
-        QVERIFY(worst < 100);
     }
     void heatmapCellsAreTheMeasuredKl() {
         Measurements m = test::syntheticMeasurements(3, {2, 3, 4, 8});

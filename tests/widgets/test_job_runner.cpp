@@ -1,6 +1,7 @@
 // The job adapter: work runs off the GUI thread, progress arrives coalesced (a job reporting a hundred
 // thousand times does not flood the event loop), cancel stops the work through the sink's flag, errors carry
 // core's message, and the queue runs jobs one at a time in order.
+#include <QDeadlineTimer>
 #include <QElapsedTimer>
 #include <QSignalSpy>
 #include <QThread>
@@ -13,7 +14,7 @@
 #include "common/error.h"
 #include "job_queue.h"
 #include "job_runner.h"
-#include "jobs/progress.h"
+#include "common/progress.h"
 
 using quench::gui::JobQueue;
 using quench::gui::JobRunner;
@@ -42,18 +43,31 @@ private slots:
     }
 
     void progressIsRateLimited() {
-        // 200k reports over about 300 ms: at most one forwarded per 50 ms plus stage changes.
-        JobRunner job(QStringLiteral("flood"), [](quench::ProgressSink& p) {
+        // Reports in a tight loop for at least 300 ms: at most one forwarded per kProgressIntervalMs, plus
+        // the first. The clock here is the rate limiter's input, not a speed target: the bound is taken
+        // from how long the job really reported, so a slow or loaded machine only raises it, and the last
+        // report comes at least 300 ms after the first (forwarded) one, so a second is always forwarded.
+        std::atomic<qint64> reportedMs{-1};
+        JobRunner job(QStringLiteral("flood"), [&](quench::ProgressSink& p) {
+            p.report(0.0, "same stage");
             QElapsedTimer t;
             t.start();
             int i = 0;
-            while (t.elapsed() < 300) p.report(std::min(1.0, ++i / 200000.0), "same stage");
+            for (;;) {
+                const bool last = t.elapsed() >= 300;
+                p.report(std::min(1.0, ++i / 200000.0), "same stage");
+                if (last) break;
+            }
+            reportedMs = t.elapsed() + 1;  // + 1: the first report came just before t started
         });
         QSignalSpy progressed(&job, &JobRunner::progressed);
         job.start();
-        QVERIFY(job.waitForEnd(5000));
-        QVERIFY2(progressed.count() >= 2, qPrintable(QString::number(progressed.count())));
-        QVERIFY2(progressed.count() <= 300 / JobRunner::kProgressIntervalMs + 3, qPrintable(QString::number(progressed.count())));
+        QVERIFY(job.waitForEnd(30000));  // liveness only: the job ends about 300 ms after it starts
+        QCOMPARE(job.state(), JobRunner::State::Finished);
+        QVERIFY(reportedMs >= 300);
+        const QString counts = QStringLiteral("%1 forwarded over %2 ms").arg(progressed.count()).arg(reportedMs.load());
+        QVERIFY2(progressed.count() >= 2, qPrintable(counts));
+        QVERIFY2(progressed.count() <= reportedMs / JobRunner::kProgressIntervalMs + 2, qPrintable(counts));
     }
 
     void cancelStopsTheWorkThroughTheSink() {
@@ -87,30 +101,46 @@ private slots:
         QCOMPARE(job.errorMessage(), failed.at(0).at(0).toString());
     }
 
-    void eventLoopStaysResponsiveWhileAJobRuns() {
-        // A busy worker reporting constantly; a 10 ms GUI timer must never be late by 100 ms.
-        JobRunner job(QStringLiteral("busy"), [](quench::ProgressSink& p) {
-            QElapsedTimer t;
-            t.start();
+    void eventLoopRunsWhileAJobFloodsProgress() {
+        // A busy worker reporting constantly does not hold up the GUI thread: after its first report it spins,
+        // reporting, until a 10 ms GUI timer has fired five more times, so the job can only finish if the
+        // event loop ran timers during the job. No wall-clock bound: how late the timer may be (the < 100 ms
+        // target) is measured by tests/bench/bench_views (job_runner/event_loop_gap).
+        constexpr int kTicks = 5;
+        std::atomic<int> ticks{0};
+        std::atomic<int> ticksAfterFirstReport{-1};
+        JobRunner job(QStringLiteral("busy"), [&](quench::ProgressSink& p) {
+            p.report(0.1, "spinning");
+            const int first = ticks.load();
+            // Liveness only: if the GUI thread never ran, give up after 60 s and let the checks below fail.
+            const QDeadlineTimer giveUp(60000);
             volatile double x = 0;
-            while (t.elapsed() < 600) {
+            while (ticks.load() - first < kTicks && !giveUp.hasExpired()) {
                 for (int i = 0; i < 1000; ++i) x = x + i;
-                p.report(t.elapsed() / 600.0, "spinning");
+                p.report(0.1 + 0.8 * (ticks.load() - first) / kTicks, "spinning");
             }
+            ticksAfterFirstReport = ticks.load() - first;
         });
-        QElapsedTimer gap;
-        qint64 worst = 0;
+        QSignalSpy progressed(&job, &JobRunner::progressed);  // emitted only while the job is running
+        int progressedAtTick = 0;
         QTimer tick;
         tick.setInterval(10);
         connect(&tick, &QTimer::timeout, this, [&] {
-            worst = std::max(worst, gap.restart());
+            if (job.state() != JobRunner::State::Running) return;
+            progressedAtTick = progressed.count();
+            ++ticks;
         });
-        gap.start();
         tick.start();
         job.start();
-        QVERIFY(job.waitForEnd(5000));
+        QVERIFY(job.waitForEnd(90000));
         tick.stop();
-        QVERIFY2(worst < 100, qPrintable(QStringLiteral("worst event-loop gap %1 ms").arg(worst)));
+        QCOMPARE(job.state(), JobRunner::State::Finished);
+        QVERIFY2(ticksAfterFirstReport.load() >= kTicks, qPrintable(QString::number(ticksAfterFirstReport.load())));
+        // The GUI saw the job's progress at a timer tick during the job, coalesced and in order.
+        QVERIFY2(progressedAtTick >= 1, qPrintable(QString::number(progressedAtTick)));
+        for (int i = 1; i < progressed.count(); ++i)
+            QVERIFY(progressed.at(i).at(0).toDouble() >= progressed.at(i - 1).at(0).toDouble());
+        QCOMPARE(progressed.last().at(1).toString(), QStringLiteral("spinning"));
     }
 
     void queueRunsJobsOneAtATimeInOrder() {

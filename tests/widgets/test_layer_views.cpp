@@ -4,12 +4,12 @@
 // in view and the Train button visible without scrolling the Method dock; the sensitivity candidates checked
 // as typed and kept across a codec switch and a restart; the selection count following the selection; hints
 // on charts that cannot draw without a calibration text; and every view of a Llama-2-7B-shaped model
-// (32 blocks, 224 block layers) updating in under 100 ms, event processing and repaint included.
+// (32 blocks, 224 block layers) showing what each update asks for. How long each of those updates takes (the
+// < 100 ms target of issue 17, event processing and repaint included) is measured by tests/bench/bench_views.
 // torch first: Qt's `slots` macro would otherwise break torch's ivalue headers.
 #include <torch/torch.h>
 
 #include <QComboBox>
-#include <QElapsedTimer>
 #include <QFile>
 #include <QHeaderView>
 #include <QLineEdit>
@@ -48,7 +48,7 @@
 #include "method_panel.h"
 #include "model_panel.h"
 #include "quant/codec_registry.h"
-#include "quant/model_quantizer.h"
+#include "jobs/model_quantizer.h"
 #include "synthetic_measurements.h"
 #include "support/tiny_model.h"
 #include "workbench_session.h"
@@ -56,8 +56,6 @@
 using namespace quench::gui;
 
 namespace {
-
-constexpr double kUpdateLimitMs = 100;  // issue 17: no view may hold the event loop longer
 
 // A Llama-2-7B-shaped model in miniature: 32 blocks of q, k, v, o, gate, up, down (224 layers, plus the
 // lm_head of the tied embedding), 64 wide so that it loads and quantizes in moments.
@@ -68,24 +66,12 @@ QString writeLlama32(const QString& dir) {
     return QString::fromStdString(out);
 }
 
-// One update as the user waits for it: the change, the events it posts, and the repaint of what shows it.
-// `reset` (untimed) puts the view back so that the update does its work again; the best of three runs is
-// the update's cost, the others may include the time the scheduler gave a parallel build.
-double timeUpdate(QWidget* shown, const std::function<void()>& update, const std::function<void()>& reset) {
-    double best = 1e9;
-    for (int run = 0; run < 3; ++run) {
-        if (run > 0) {
-            reset();
-            QCoreApplication::processEvents();
-        }
-        QElapsedTimer t;
-        t.start();
-        update();
-        QCoreApplication::processEvents();
-        shown->repaint();
-        best = std::min(best, double(t.nsecsElapsed()) * 1e-6);
-    }
-    return best;
+// One update as the user makes it: the change, the events it posts, and the repaint of what shows it (the
+// same steps tests/bench/bench_views times).
+void applyUpdate(QWidget* shown, const std::function<void()>& update) {
+    update();
+    QCoreApplication::processEvents();
+    shown->repaint();
 }
 
 QStringList axisCategories(DistortionChart* chart) {
@@ -358,9 +344,10 @@ private slots:
         QVERIFY(names(QStringLiteral("nothing")).isEmpty());
     }
 
-    // Real sizes: 224 block layers. Every view stays readable (short names, zoom and scroll, filter) and
-    // each update, its events and the repaint take less than 100 ms.
-    void views224LayersUpdateUnder100ms() {
+    // Real sizes: 224 block layers. Every view stays readable (short names, zoom and scroll, filter) and each
+    // update, its events and the repaint leave the view showing what was asked for. The time per update is
+    // tests/bench/bench_views' job (docs/benchmarks.md), not this test's.
+    void views224LayersUpdate() {
         MainWindow w;
         QStringList errors;
         w.errors()->setHandler([&](const QString& t, const QString& m) { errors << t + QStringLiteral(": ") + m; });
@@ -382,40 +369,31 @@ private slots:
         QVERIFY2(errors.isEmpty(), qPrintable(errors.join(QLatin1Char('\n'))));
         QCOMPARE(w.session()->layerResults().size(), std::size_t(224));
 
-        QStringList report;
-        double worst = 0;
-        auto check = [&](const QString& what, QWidget* shown, const std::function<void()>& update,
-                         const std::function<void()>& reset = [] {}) {
-            const double ms = timeUpdate(shown, update, reset);
-            report << QStringLiteral("%1: %2 ms").arg(what).arg(ms, 0, 'f', 1);
-            worst = std::max(worst, ms);
-            QVERIFY2(ms < kUpdateLimitMs, qPrintable(QStringLiteral("%1 took %2 ms").arg(what).arg(ms, 0, 'f', 1)));
-        };
-
+        // Each update below is one of bench_views' cases (named in the comment at its end).
         // Distortion: a window of 28 bars with legible names, a scroll bar for the rest.
         DistortionChart* chart = w.charts()->distortion();
         w.charts()->showChart(chart);
-        check(QStringLiteral("distortion: new results (the session's quantized signal, every view)"), &w,
-              [&] { emit w.session()->quantized(); });
+        applyUpdate(&w, [&] { emit w.session()->quantized(); });  // distortion/new_results
         QCOMPARE(chart->barCount(), 224);
         QCOMPARE(chart->shownBarCount(), DistortionChart::kDefaultView);
         QVERIFY(chart->scrollBar()->isVisible());
         QCOMPARE(axisCategories(chart).first(), QStringLiteral("0.q"));
         QVERIFY(chart->chartView()->chart()->axes(Qt::Horizontal).first()->labelsVisible());
         QVERIFY(!test::screenshot(w, QStringLiteral("12-distortion-224")).isEmpty());
-        check(QStringLiteral("distortion: scroll"), chart, [&] { chart->setFirstShownBar(100); },
-              [&] { chart->setFirstShownBar(0); });
+        applyUpdate(chart, [&] { chart->setFirstShownBar(100); });  // distortion/scroll
+        QCOMPARE(chart->firstShownBar(), 100);
         QCOMPARE(axisCategories(chart).first(), QString::fromStdString(quench::short_layer_name(chart->barLabel(100).toStdString())));
-        check(QStringLiteral("distortion: metric"), chart, [&] { chart->setMetric(DistortionMetric::SqnrDb); },
-              [&] { chart->setMetric(DistortionMetric::OutputRelError); });
-        check(QStringLiteral("distortion: by kind"), chart, [&] { chart->setSort(DistortionSort::Kind); },
-              [&] { chart->setSort(DistortionSort::LayerOrder); });
+        applyUpdate(chart, [&] { chart->setMetric(DistortionMetric::SqnrDb); });  // distortion/metric
+        QCOMPARE(chart->metric(), DistortionMetric::SqnrDb);
+        QCOMPARE(chart->barValue(0), double(chart->barResult(0).metrics.sqnr_db));
+        applyUpdate(chart, [&] { chart->setSort(DistortionSort::Kind); });  // distortion/sort_by_kind
         QCOMPARE(chart->barLabel(0), QStringLiteral("model.layers.0.self_attn.q_proj"));
         QCOMPARE(chart->barLabel(32), QStringLiteral("model.layers.0.self_attn.k_proj"));
-        check(QStringLiteral("distortion: worst first"), chart, [&] { chart->setSort(DistortionSort::Value); },
-              [&] { chart->setSort(DistortionSort::Kind); });
-        check(QStringLiteral("distortion: all 224 bars"), chart, [&] { chart->setBarsPerView(0); },
-              [&] { chart->setBarsPerView(DistortionChart::kDefaultView); });
+        applyUpdate(chart, [&] { chart->setSort(DistortionSort::Value); });  // distortion/sort_worst_first
+        QCOMPARE(chart->barCount(), 224);
+        for (int i = 1; i < chart->barCount(); ++i)  // worst first: ascending SQNR
+            QVERIFY2(chart->barValue(i - 1) <= chart->barValue(i), qPrintable(chart->barLabel(i)));
+        applyUpdate(chart, [&] { chart->setBarsPerView(0); });  // distortion/all_224_bars
         QCOMPARE(chart->shownBarCount(), 224);
         QVERIFY(!chart->scrollBar()->isVisible());
         {  // zoomed out, the axis names the blocks instead of 224 unreadable layers
@@ -429,60 +407,64 @@ private slots:
             QVERIFY(blocks.last().endsWith(QStringLiteral("31")));
             QVERIFY(!test::screenshot(w, QStringLiteral("19-distortion-224-all")).isEmpty());
         }
-        check(QStringLiteral("distortion: filter"), chart, [&] { chart->setFilter(QStringLiteral("down")); },
-              [&] { chart->setFilter(QString()); });
+        applyUpdate(chart, [&] { chart->setFilter(QStringLiteral("down")); });  // distortion/filter
         QCOMPARE(chart->barCount(), 32);
+        for (int i = 0; i < chart->barCount(); ++i)
+            QVERIFY2(chart->barLabel(i).endsWith(QStringLiteral("mlp.down_proj")), qPrintable(chart->barLabel(i)));
         chart->setFilter(QString());
         chart->setSort(DistortionSort::LayerOrder);
         chart->setBarsPerView(DistortionChart::kDefaultView);
 
         // Layer tree: new results, regrouping, a new model's tree.
         QTreeWidget* tree = w.modelPanel()->tree();
-        check(QStringLiteral("tree: select 224 by filter"), tree,
-              [&] { w.modelPanel()->selectByFilter(QStringLiteral("model.layers.*"), false); },
-              [&] { w.modelPanel()->setSelectedLayers({}); });
+        w.modelPanel()->setSelectedLayers({});
+        QCOMPARE(w.modelPanel()->selectedLayers().size(), std::size_t(0));
+        applyUpdate(tree, [&] { w.modelPanel()->selectByFilter(QStringLiteral("model.layers.*"), false); });  // tree/select_224_by_filter
         QCOMPARE(w.modelPanel()->selectedLayers().size(), std::size_t(224));
-        check(QStringLiteral("tree: group by kind"), tree, [&] { w.modelPanel()->setGroupByKind(true); },
-              [&] { w.modelPanel()->setGroupByKind(false); });
+        QCOMPARE(w.modelPanel()->filterMessage(), QStringLiteral("224 layer(s) selected"));
+        applyUpdate(tree, [&] { w.modelPanel()->setGroupByKind(true); });  // tree/group_by_kind
         QCOMPARE(tree->topLevelItemCount(), 8);
         QCOMPARE(tree->topLevelItem(6)->childCount(), 32);
-        check(QStringLiteral("tree: group by block"), tree, [&] { w.modelPanel()->setGroupByKind(false); },
-              [&] { w.modelPanel()->setGroupByKind(true); });
+        applyUpdate(tree, [&] { w.modelPanel()->setGroupByKind(false); });  // tree/group_by_block
         QCOMPARE(tree->topLevelItemCount(), 33);
-        check(QStringLiteral("tree and panels: model loaded"), &w, [&] { emit w.session()->modelLoaded(); });
+        applyUpdate(&w, [&] { emit w.session()->modelLoaded(); });  // window/model_loaded
+        QCOMPARE(tree->topLevelItemCount(), 33);
         QCOMPARE(tree->topLevelItem(31)->child(6)->toolTip(ModelPanel::NameCol), QStringLiteral("model.layers.31.mlp.down_proj"));
 
         // Sensitivity heatmap and rate-distortion over 224 measured layers x 4 settings.
         const quench::Measurements m = test::syntheticMeasurements(32, {2, 3, 4, 8});
         SensitivityHeatmap* map = w.charts()->sensitivity();
         w.charts()->showChart(map);
-        check(QStringLiteral("heatmap: new measurements"), &w,
-              [&] { map->setMeasurements(m, quench::CostSource::Auto); });
+        applyUpdate(&w, [&] { map->setMeasurements(m, quench::CostSource::Auto); });  // heatmap/new_measurements
         QCOMPARE(map->rowCount(), 32);
         QCOMPARE(map->columnCount(), 7);
         QVERIFY(!test::screenshot(w, QStringLiteral("16-sensitivity-224")).isEmpty());
-        check(QStringLiteral("heatmap: candidate"), map, [&] { map->setCandidate(map->candidates().first()); },
-              [&] { map->setCandidate(QString()); });
-        check(QStringLiteral("heatmap: filter"), map, [&] { map->setFilter(QStringLiteral("1*")); },
-              [&] { map->setFilter(QString()); });
+        applyUpdate(map, [&] { map->setCandidate(map->candidates().first()); });  // heatmap/candidate
+        QCOMPARE(map->candidate(), map->candidates().first());
+        {  // the first candidate (2 bits) has measured KL: the cells are it
+            const quench::SensitivityPoint* p =
+                m.find("model.layers.31.mlp.down_proj", map->candidate().toStdString());
+            QVERIFY(p && p->has_kl);
+            QCOMPARE(map->cellValue(31, 6), p->kl);
+        }
+        applyUpdate(map, [&] { map->setFilter(QStringLiteral("1*")); });  // heatmap/filter
         QCOMPARE(map->rowCount(), 11);  // blocks 1, 10..19
-        check(QStringLiteral("heatmap: one line per row"), map, [&] {
+        applyUpdate(map, [&] {  // heatmap/one_line_per_row
             map->setFilter(QString());
             map->setFitRows(false);
-        }, [&] { map->setFitRows(true); });
+        });
+        QCOMPARE(map->rowCount(), 32);
+        QVERIFY(!map->fitsRows());
         QVERIFY(map->canvas()->height() >= 32 * map->fontMetrics().height());
         map->setFitRows(true);
 
         RateDistortionChart* rd = w.charts()->rateDistortion();
         w.charts()->showChart(rd);
-        check(QStringLiteral("rate-distortion: new measurements"), &w, [&] { rd->setMeasurements(m); });
+        applyUpdate(&w, [&] { rd->setMeasurements(m); });  // rate_distortion/new_measurements
         QCOMPARE(rd->seriesCount(), RateDistortionChart::kDefaultLayers);
-        check(QStringLiteral("rate-distortion: filter and plot the shown"), rd, [&] {
+        applyUpdate(rd, [&] {  // rate_distortion/filter_and_plot_shown
             rd->setFilter(QStringLiteral("down"));
             rd->plotShown();
-        }, [&] {
-            rd->setFilter(QString());
-            rd->setLayers({});
         });
         QCOMPARE(rd->seriesCount(), RateDistortionChart::kMaxCurves);
         for (int i = 0; i < rd->seriesCount(); ++i) {
@@ -497,10 +479,20 @@ private slots:
         QCOMPARE(QToolTip::text(), QStringLiteral("model.layers.0.mlp.down_proj"));
         QToolTip::hideText();
         QVERIFY(!test::screenshot(w, QStringLiteral("17-rate-distortion-224")).isEmpty());
-        check(QStringLiteral("rate-distortion: metric"), rd, [&] { rd->setMetric(RdMetric::OutputRelError); },
-              [&] { rd->setMetric(RdMetric::Kl); });
-        qInfo("%s", qPrintable(report.join(QLatin1Char('\n'))));
-        qInfo("slowest update with 224 layers: %.1f ms (limit %.0f)", worst, kUpdateLimitMs);
+        applyUpdate(rd, [&] { rd->setMetric(RdMetric::OutputRelError); });  // rate_distortion/metric
+        QCOMPARE(rd->metric(), RdMetric::OutputRelError);
+        QCOMPARE(rd->seriesCount(), RateDistortionChart::kMaxCurves);
+        {  // the curves now plot the output error of each setting
+            const std::vector<QPointF> points = rd->seriesPoints(0);
+            const QStringList specs = rd->seriesSpecs(0);
+            QCOMPARE(points.size(), std::size_t(4));
+            for (std::size_t j = 0; j < points.size(); ++j) {
+                const quench::SensitivityPoint* p = m.find(rd->seriesName(0).toStdString(), specs[int(j)].toStdString());
+                QVERIFY(p);
+                QCOMPARE(points[j].y(), p->output_rel_error);
+                QCOMPARE(points[j].x(), p->bits_per_weight);
+            }
+        }
     }
 };
 

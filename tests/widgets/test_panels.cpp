@@ -30,7 +30,7 @@
 #include "job_list_panel.h"
 #include "job_queue.h"
 #include "job_runner.h"
-#include "jobs/progress.h"
+#include "common/progress.h"
 #include "method_panel.h"
 #include "model/tokenizer.h"
 #include "model_panel.h"

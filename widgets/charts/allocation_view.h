@@ -19,7 +19,7 @@
 #include "alloc/allocation.h"
 #include "alloc/allocation_problem.h"
 #include "alloc/allocation_spec.h"
-#include "analysis/sensitivity.h"
+#include "jobs/sensitivity.h"
 
 class QComboBox;
 class QDoubleSpinBox;

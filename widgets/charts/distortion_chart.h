@@ -12,7 +12,7 @@
 
 #include <vector>
 
-#include "quant/model_quantizer.h"
+#include "jobs/model_quantizer.h"
 
 class QChart;
 class QChartView;

@@ -11,7 +11,7 @@
 
 #include <vector>
 
-#include "analysis/sensitivity.h"
+#include "jobs/sensitivity.h"
 
 class QChart;
 class QChartView;

@@ -12,7 +12,7 @@
 
 #include <vector>
 
-#include "analysis/sensitivity.h"
+#include "jobs/sensitivity.h"
 
 class QComboBox;
 class QLabel;

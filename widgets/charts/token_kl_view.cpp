@@ -181,11 +181,14 @@ void TokenKlView::render() {
     QTextCursor cursor(browser_->document());
     QTextCharFormat fmt;
     fmt.setForeground(palette().color(QPalette::Text));
+    // One edit block: the document lays itself out once at the end, not after each of thousands of tokens.
+    cursor.beginEditBlock();
     for (size_t i = 0; i < ids_.size(); ++i) {
         start_[i] = cursor.position();
         fmt.setBackground(tokenColor(int(i)));
         cursor.insertText(QString::fromStdString(pieces_[i]), fmt);
     }
+    cursor.endEditBlock();
     browser_->moveCursor(QTextCursor::Start);
     legend_->update();
     stack_->setCurrentIndex(ids_.empty() ? 0 : 1);

@@ -9,7 +9,8 @@
 #include "analysis/model_eval.h"
 #include "analysis/text_data.h"
 #include "common/error.h"
-#include "jobs/progress.h"
+#include "common/progress.h"
+#include "io/model_loading.h"
 #include "model/llama_model.h"
 #include "model/tokenizer.h"
 #include "support/test_paths.h"
@@ -19,7 +20,7 @@ using namespace quench;
 namespace {
 
 struct Fixture {
-    std::unique_ptr<LlamaModel> model = LlamaModel::load(test::real_model_dir());
+    std::unique_ptr<LlamaModel> model = load_model(test::real_model_dir());
     std::unique_ptr<Tokenizer> tok = load_tokenizer(test::real_model_dir());
     std::vector<int32_t> tokens =
         tokenize_text_file(*tok, test::shared_data("tinystories-valid/tinystories_val.eval.txt"), true, 2000);

@@ -21,8 +21,9 @@
 #include "io/gguf_reader.h"
 #include "io/gguf_tokenizer.h"
 #include "io/gguf_writer.h"
-#include "io/safetensors_writer.h"
-#include "jobs/progress.h"
+#include "io/model_loading.h"
+#include "model/safetensors_writer.h"
+#include "common/progress.h"
 #include "model/checkpoint.h"
 #include "model/dtype.h"
 #include "model/llama_model.h"
@@ -621,7 +622,7 @@ TEST(GgufTypes, TensorNamesFollowLlamaCpp) {
 
 TEST(GgufExport, RealModelF32RoundTripsExactly) {
     ScratchDir dir;
-    const auto model = LlamaModel::load(quench::test::real_model_dir());
+    const auto model = load_model(quench::test::real_model_dir());
     const ModelConfig& c = model->config();
     GgufExportOptions opt;
     opt.default_type = GgmlType::F32;
@@ -674,7 +675,7 @@ TEST(GgufExport, RealModelF32RoundTripsExactly) {
 
 TEST(GgufExport, RealModelQ8_0WithinTheBlockBound) {
     ScratchDir dir;
-    const auto model = LlamaModel::load(quench::test::real_model_dir());
+    const auto model = load_model(quench::test::real_model_dir());
     GgufExportOptions opt;
     opt.default_type = GgmlType::Q8_0;
     const std::string path = dir.file("ts-q8.gguf");
@@ -720,7 +721,7 @@ TEST(GgufExport, RealModelQ8_0WithinTheBlockBound) {
 
 TEST(GgufExport, KQuantsOnA256WideCheckpointWithPerTensorTypes) {
     ScratchDir dir;
-    const auto model = LlamaModel::load(write_k_checkpoint(dir));
+    const auto model = load_model(write_k_checkpoint(dir));
     GgufExportOptions opt;
     opt.default_type = GgmlType::Q4_K;
     opt.tensor_types = {{"token_embd.weight", GgmlType::Q6_K},    {"output.weight", GgmlType::Q6_K},
@@ -765,7 +766,7 @@ TEST(GgufExport, KQuantsOnA256WideCheckpointWithPerTensorTypes) {
 
 TEST(GgufExport, FallbacksAreReportedAndFileTypeFollowsTheDominantType) {
     ScratchDir dir;
-    const auto model = LlamaModel::load(quench::test::real_model_dir());
+    const auto model = load_model(quench::test::real_model_dir());
     GgufExportOptions opt;
     opt.default_type = GgmlType::Q4_K;  // rows of 128 and 384: no K-quant fits
     const GgufExportReport rep = export_gguf(*model, dir.file("ts.gguf"), opt);
@@ -786,7 +787,7 @@ TEST(GgufExport, ARowNoBlockDividesFallsBackToF16WithItsReason) {
     ScratchDir dir;
     const std::string src = quench::test::write_tiny_llama(dir.path(), "w330", 128, 330);
     std::filesystem::copy_file(quench::test::real_model_dir() + "/tokenizer.json", src + "/tokenizer.json");
-    const auto model = LlamaModel::load(src);
+    const auto model = load_model(src);
     GgufExportOptions opt;
     opt.default_type = GgmlType::Q4_0;
     const GgufExportReport rep = export_gguf(*model, dir.file("w330.gguf"), opt);
@@ -808,7 +809,7 @@ TEST(GgufExport, ARowNoBlockDividesFallsBackToF16WithItsReason) {
 // An existing file is never overwritten silently: refused naming the path, replaced only when asked.
 TEST(GgufExport, AnExistingFileIsRefusedUnlessReplaceIsSet) {
     ScratchDir dir;
-    const auto model = LlamaModel::load(quench::test::real_model_dir());
+    const auto model = load_model(quench::test::real_model_dir());
     const std::string path = dir.file("ts.gguf");
     { std::ofstream(path) << "the user's own file"; }
     EXPECT_EQ(error_of([&] { export_gguf(*model, path); }),
@@ -859,7 +860,7 @@ TEST(GgufExport, RopeScalingKeysAndLlama3Factors) {
 
 TEST(GgufExport, ReplacedHeadIsWrittenEvenWhenTied) {
     ScratchDir dir;
-    auto model = LlamaModel::load(quench::test::real_model_dir());
+    auto model = load_model(quench::test::real_model_dir());
     const std::size_t head = model->layers().select_kind(LayerKind::LmHead).at(0);
     model->replace_weight(head, model->original_weight(head) * 0.5);
     GgufExportOptions opt;
@@ -873,7 +874,7 @@ TEST(GgufExport, ReplacedHeadIsWrittenEvenWhenTied) {
 
 TEST(GgufExport, BadOptionsAndWeightsNameTheTensor) {
     ScratchDir dir;
-    auto model = LlamaModel::load(quench::test::real_model_dir());
+    auto model = load_model(quench::test::real_model_dir());
     GgufExportOptions opt;
     opt.tensor_types["blk.0.attn_qq.weight"] = GgmlType::Q8_0;
     std::string msg = error_of([&] { export_gguf(*model, dir.file("x.gguf"), opt); });
@@ -890,7 +891,7 @@ TEST(GgufExport, BadOptionsAndWeightsNameTheTensor) {
 
 TEST(GgufExport, FullDiskLeavesNoFile) {
     ScratchDir dir;
-    const auto model = LlamaModel::load(quench::test::real_model_dir());
+    const auto model = load_model(quench::test::real_model_dir());
     const std::string path = dir.file("full.gguf");
     // A file size limit makes write() fail with EFBIG like a full disk; it is per process, so the export runs
     // in a child, single-threaded (an OpenMP pool does not survive fork).
@@ -921,7 +922,7 @@ TEST(GgufExport, FullDiskLeavesNoFile) {
 
 TEST(GgufExport, TargetUnderAFileNamesThePath) {
     ScratchDir dir;
-    const auto model = LlamaModel::load(quench::test::real_model_dir());
+    const auto model = load_model(quench::test::real_model_dir());
     write_bytes(dir.file("plain-file"), "x");
     const std::string under_file = dir.file("plain-file") + "/out.gguf";
     const std::string msg = error_of([&] { export_gguf(*model, under_file); });
@@ -932,7 +933,7 @@ TEST(GgufExport, TargetUnderAFileNamesThePath) {
 
 TEST(GgufExport, ReadOnlyDirectoryNamesThePath) {
     ScratchDir dir;
-    const auto model = LlamaModel::load(quench::test::real_model_dir());
+    const auto model = load_model(quench::test::real_model_dir());
     const std::string ro = dir.file("ro");
     fs::create_directory(ro);
     ASSERT_EQ(::chmod(ro.c_str(), 0555), 0);
@@ -945,7 +946,7 @@ TEST(GgufExport, ReadOnlyDirectoryNamesThePath) {
 
 TEST(GgufExport, CancellationStopsAndLeavesNoFile) {
     ScratchDir dir;
-    const auto model = LlamaModel::load(quench::test::real_model_dir());
+    const auto model = load_model(quench::test::real_model_dir());
     CancelAt sink(0.3);
     GgufExportOptions opt;
     opt.default_type = GgmlType::Q8_0;

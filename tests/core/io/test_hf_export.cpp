@@ -16,12 +16,13 @@
 #include "analysis/text_data.h"
 #include "common/error.h"
 #include "io/hf_export.h"
+#include "io/model_loading.h"
 #include "io/packed_checkpoint.h"
-#include "jobs/progress.h"
+#include "common/progress.h"
 #include "model/llama_model.h"
 #include "model/safetensors.h"
 #include "model/tokenizer.h"
-#include "quant/model_quantizer.h"
+#include "jobs/model_quantizer.h"
 #include "support/errors.h"
 #include "support/test_paths.h"
 
@@ -61,7 +62,7 @@ bool contains_all(const std::string& msg, const std::vector<std::string>& parts)
 // The real model with every block's linear layers quantized to 3 bits (so rounding meets real
 // dequantized values, not only the checkpoint's).
 std::unique_ptr<LlamaModel> quantized_model(QuantizeResult* result = nullptr, bool with_head = false) {
-    auto m = LlamaModel::load(test::real_model_dir());
+    auto m = load_model(test::real_model_dir());
     auto layers = m->layers().select_glob(with_head ? "model.layers.*,lm_head" : "model.layers.*");
     auto r = quantize_model_layers(*m, uniform_plan(layers, CodecSpec::parse("rtn:b=3,g=64")), {}, {});
     if (result) *result = std::move(r);
@@ -75,7 +76,7 @@ at::Tensor current(const LlamaModel& m, const std::string& name) {
 
 // Loaded back, every tensor the model reads equals the source's current one rounded to dtype.
 void expect_rounded_copy(const LlamaModel& src, const std::string& dir, DType dtype) {
-    auto back = LlamaModel::load(dir);
+    auto back = load_model(dir);
     const at::ScalarType type = dtype == DType::F16 ? at::kHalf : at::kBFloat16;
     SafetensorsFile f(dir + "/model.safetensors");
     for (const std::string& n : src.tensor_names()) {
@@ -114,7 +115,7 @@ TEST(HfExport, F16AndBf16RoundTripAndPerplexity) {
 
         // Rounding weights to 11 (F16) or 8 (BF16) significant bits moves perplexity by far less than the
         // 3-bit quantization did; the tolerances are about 10x the measured changes (see docs/packed-format.md).
-        const double ppl = perplexity(*LlamaModel::load(out));
+        const double ppl = perplexity(*load_model(out));
         const double rel = std::abs(ppl - ppl32) / ppl32;
         std::printf("[ ppl  ] %s export: %.6f vs fp32 %.6f (relative %.2e)\n", dtype_name(dtype), ppl, ppl32, rel);
         EXPECT_LT(rel, dtype == DType::F16 ? 1e-3 : 1e-2);
@@ -146,7 +147,7 @@ TEST(HfExport, ReplacedLmHeadIsStoredOnItsOwnAndUntied) {
     EXPECT_EQ(rep.tensors, 21);
     EXPECT_FALSE(json::parse(read_bytes(out + "/config.json"))["tie_word_embeddings"].get<bool>());
     expect_rounded_copy(*m, out, DType::F16);
-    auto back = LlamaModel::load(out);
+    auto back = load_model(out);
     EXPECT_FALSE(torch::equal(back->checkpoint().tensor_f32("model.embed_tokens.weight"),
                               back->checkpoint().tensor_f32("lm_head.weight")));
 }
@@ -156,7 +157,7 @@ TEST(HfExport, FromAPackedCheckpointEqualsFromMemory) {
     auto m = quantized_model(&r);
     ScratchDir dir;
     write_packed_checkpoint(*m, r.tensors, dir.file("packed"));
-    auto packed = LlamaModel::load(dir.file("packed"));
+    auto packed = load_model(dir.file("packed"));
     export_hf_dequantized(*m, dir.file("from_memory"), DType::BF16);
     export_hf_dequantized(*packed, dir.file("from_packed"), DType::BF16);
     for (const char* file : {"model.safetensors", "config.json", "tokenizer.json"})
@@ -166,7 +167,7 @@ TEST(HfExport, FromAPackedCheckpointEqualsFromMemory) {
 }
 
 TEST(HfExport, RejectsOtherDtypes) {
-    auto m = LlamaModel::load(test::real_model_dir());
+    auto m = load_model(test::real_model_dir());
     ScratchDir dir;
     const std::string msg = error_of([&] { export_hf_dequantized(*m, dir.file("hf"), DType::F32); });
     EXPECT_TRUE(contains_all(msg, {dir.file("hf"), "F16 or BF16", "F32"})) << msg;
@@ -174,7 +175,7 @@ TEST(HfExport, RejectsOtherDtypes) {
 }
 
 TEST(HfExport, CancellationLeavesNothing) {
-    auto m = LlamaModel::load(test::real_model_dir());
+    auto m = load_model(test::real_model_dir());
     ScratchDir dir;
     // Cancels once a few tensors are written: the file is mid-way.
     struct CancelMidway : ProgressSink {

@@ -19,17 +19,18 @@
 #include "analysis/text_data.h"
 #include "common/error.h"
 #include "io/model_files.h"
+#include "io/model_loading.h"
 #include "io/packed_checkpoint.h"
 #include "io/packed_loader.h"
-#include "io/safetensors_writer.h"
-#include "jobs/progress.h"
+#include "model/safetensors_writer.h"
+#include "common/progress.h"
 #include "model/llama_model.h"
 #include "model/safetensors.h"
 #include "model/synthetic.h"
 #include "model/tokenizer.h"
 #include "quant/codec.h"
 #include "quant/codec_registry.h"
-#include "quant/model_quantizer.h"
+#include "jobs/model_quantizer.h"
 #include "support/errors.h"
 #include "support/test_paths.h"
 
@@ -174,7 +175,7 @@ class EveryCodecExample : public ::testing::TestWithParam<std::string> {};
 TEST_P(EveryCodecExample, RoundTripIsBitExactWithTheSamePerplexity) {
     const CodecSpec spec = CodecSpec::parse(GetParam());
     ScratchDir dir;
-    auto m = LlamaModel::load(test::real_model_dir());
+    auto m = load_model(test::real_model_dir());
     const auto layers = indices(*m, kRealLayers);
     const QuantizeResult r = quantize_model_layers(*m, uniform_plan(layers, spec), data().calib, quant_options());
     const std::string out = dir.file("packed");
@@ -189,7 +190,7 @@ TEST_P(EveryCodecExample, RoundTripIsBitExactWithTheSamePerplexity) {
         ASSERT_TRUE(back.count(name)) << name;
         expect_same_parts(back.at(name), q, name);
     }
-    auto loaded = LlamaModel::load(out);  // the ordinary entry point detects the packed format
+    auto loaded = load_model(out);  // the ordinary entry point detects the packed format
     EXPECT_EQ(loaded->decoded_weights().size(), layers.size());
     expect_same_model(*loaded, *m);
 }
@@ -203,7 +204,7 @@ INSTANTIATE_TEST_SUITE_P(PackedCheckpoint, EveryCodecExample, ::testing::ValuesI
                          });
 
 TEST(PackedCheckpoint, MixedCodecsSharedTablesAndTiedHead) {
-    auto m = LlamaModel::load(test::real_model_dir());
+    auto m = load_model(test::real_model_dir());
     ASSERT_TRUE(m->config().tie_word_embeddings);
     std::vector<LayerPlan> plan;
     auto add = [&](const std::string& layer, const std::string& spec) {
@@ -258,7 +259,7 @@ TEST(PackedCheckpoint, MixedCodecsSharedTablesAndTiedHead) {
          {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "generation_config.json"})
         EXPECT_TRUE(read_bytes(out + "/" + tok) == read_bytes(test::real_model_dir() + "/" + tok)) << tok;
 
-    auto loaded = LlamaModel::load(out);
+    auto loaded = load_model(out);
     EXPECT_FALSE(loaded->config().tie_word_embeddings);
     EXPECT_TRUE(torch::equal(loaded->checkpoint().tensor_f32("model.embed_tokens.weight"),
                              m->checkpoint().tensor_f32("model.embed_tokens.weight")));
@@ -267,7 +268,7 @@ TEST(PackedCheckpoint, MixedCodecsSharedTablesAndTiedHead) {
 }
 
 TEST(PackedCheckpoint, UnquantizedTensorsAreCopiedAsStoredAndAliasesKept) {
-    auto m = LlamaModel::load(test::real_model_dir());
+    auto m = load_model(test::real_model_dir());
     const auto layers = indices(*m, {"model.layers.1.self_attn.o_proj"});
     const QuantizeResult r = quantize_model_layers(*m, uniform_plan(layers, CodecSpec::parse("rtn:b=3,g=64")), {}, {});
     ScratchDir dir;
@@ -302,7 +303,7 @@ TEST(PackedCheckpoint, Bf16SourceTensorsKeepTheirStoredDtype) {
     so.shape = "tinystories-656k";
     so.dtype = DType::BF16;
     write_synthetic_checkpoint(dir.file("src"), so);
-    auto m = LlamaModel::load(dir.file("src"));
+    auto m = load_model(dir.file("src"));
     const auto layers = indices(*m, {"model.layers.0.mlp.up_proj"});
     const QuantizeResult r = quantize_model_layers(*m, uniform_plan(layers, CodecSpec::parse("rtn:b=4,g=64")), {}, {});
     write_packed_checkpoint(*m, r.tensors, dir.file("p"));
@@ -310,7 +311,7 @@ TEST(PackedCheckpoint, Bf16SourceTensorsKeepTheirStoredDtype) {
     ASSERT_NE(f.find("model.norm.weight"), nullptr);
     EXPECT_EQ(f.find("model.norm.weight")->dtype, DType::BF16);
     EXPECT_EQ(f.find("model.layers.1.mlp.down_proj.weight")->dtype, DType::BF16);
-    auto loaded = LlamaModel::load(dir.file("p"));
+    auto loaded = load_model(dir.file("p"));
     for (std::size_t i = 0; i < m->layers().size(); ++i)
         EXPECT_TRUE(torch::equal(loaded->weight(i), m->weight(i))) << m->layers().at(i).name;
 }
@@ -347,7 +348,7 @@ TEST(SafetensorsStream, StreamsInAlignedOrderAndChecksProducedBytes) {
 }
 
 TEST(PackedCheckpoint, SizeIsIdealPlusHeaderAndByteRounding) {
-    auto m = LlamaModel::load(test::real_model_dir());
+    auto m = load_model(test::real_model_dir());
     const auto layers = m->layers().select_glob("model.layers.*");
     const QuantizeResult r = quantize_model_layers(*m, uniform_plan(layers, CodecSpec::parse("rtn:b=4,g=128")), {}, {});
     ScratchDir dir;
@@ -387,7 +388,7 @@ struct PackedFixture {
     ScratchDir dir;
     std::string out = dir.file("packed");
     PackedFixture() {
-        auto m = LlamaModel::load(test::real_model_dir());
+        auto m = load_model(test::real_model_dir());
         const auto layers = indices(*m, {"model.layers.0.self_attn.q_proj", "model.layers.1.mlp.down_proj"});
         auto r = quantize_model_layers(*m, uniform_plan(layers, CodecSpec::parse("rtn:b=4,g=128")), {}, {});
         write_packed_checkpoint(*m, r.tensors, out);
@@ -406,7 +407,7 @@ TEST(PackedCheckpointBadInput, TruncatedFile) {
     fs::resize_file(fx.file(), size - 100);
     const std::string msg = fx.load_error();
     EXPECT_TRUE(contains_all(msg, {fx.file(), "data_offsets"})) << msg;
-    EXPECT_EQ(error_of([&] { LlamaModel::load(fx.out); }), msg);
+    EXPECT_EQ(error_of([&] { load_model(fx.out); }), msg);
 }
 
 TEST(PackedCheckpointBadInput, DescriptorNamesMissingPart) {
@@ -451,7 +452,7 @@ TEST(PackedCheckpointBadInput, MissingQuantizationConfig) {
     const std::string msg = fx.load_error();
     EXPECT_TRUE(contains_all(msg, {fx.out + "/config.json", "quantization_config is missing"})) << msg;
     // Without it the directory looks like a plain HF checkpoint, which lacks the quantized tensor.
-    const std::string plain = error_of([&] { LlamaModel::load(fx.out); });
+    const std::string plain = error_of([&] { load_model(fx.out); });
     EXPECT_TRUE(contains_all(plain, {fx.out, "missing tensor '" + kQ + "'"})) << plain;
 }
 
@@ -486,7 +487,7 @@ TEST(PackedCheckpointBadInput, LyingRowsOrCols) {
 TEST(PackedCheckpointBadInput, ForeignQuantMethodIsNamed) {
     PackedFixture fx;
     edit_config(fx.out, [](json& c) { c["quantization_config"]["quant_method"] = "gptq"; });
-    const std::string msg = error_of([&] { LlamaModel::load(fx.out); });
+    const std::string msg = error_of([&] { load_model(fx.out); });
     EXPECT_TRUE(contains_all(msg, {fx.out + "/config.json", "quant_method 'gptq'", "not supported"})) << msg;
 }
 
@@ -495,7 +496,7 @@ TEST(PackedCheckpointBadInput, ForeignQuantMethodIsNamed) {
 namespace {
 
 struct Quantized {
-    std::unique_ptr<LlamaModel> model = LlamaModel::load(test::real_model_dir());
+    std::unique_ptr<LlamaModel> model = load_model(test::real_model_dir());
     QuantizeResult result = quantize_model_layers(
         *model,
         uniform_plan(indices(*model, {"model.layers.0.mlp.up_proj", "model.layers.1.self_attn.q_proj"}),

@@ -12,7 +12,7 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
-#include "io/safetensors_writer.h"
+#include "model/safetensors_writer.h"
 #include "model/checkpoint.h"
 #include "support/test_paths.h"
 

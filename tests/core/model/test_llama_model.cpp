@@ -10,6 +10,7 @@
 #include "analysis/model_eval.h"
 #include "analysis/text_data.h"
 #include "common/error.h"
+#include "io/model_loading.h"
 #include "model/llama_model.h"
 #include "model/tokenizer.h"
 #include "support/test_paths.h"
@@ -21,7 +22,7 @@ namespace {
 const std::vector<int32_t> kGirlIds = {1, 80, 147, 201, 282, 215, 286, 1890, 10};
 
 const LlamaModel& real_model() {
-    static auto m = LlamaModel::load(test::real_model_dir());
+    static auto m = load_model(test::real_model_dir());
     return *m;
 }
 
@@ -77,7 +78,7 @@ TEST(LlamaModel, GreedyContinuationMatchesReference) {
 }
 
 TEST(LlamaModel, ReplaceAndRestoreWeight) {
-    auto m = LlamaModel::load(test::real_model_dir());
+    auto m = load_model(test::real_model_dir());
     const std::size_t l = *m->layers().index_of("model.layers.0.mlp.down_proj");
     auto tokens = torch::tensor(std::vector<int64_t>(kGirlIds.begin(), kGirlIds.end())).unsqueeze(0);
     auto before = m->forward(tokens);
@@ -125,7 +126,7 @@ std::string model_with_config(const test::ScratchDir& dir, const std::string& fr
 
 std::string load_error(const std::string& dir) {
     try {
-        LlamaModel::load(dir);
+        load_model(dir);
     } catch (const Error& e) {
         return e.what();
     }

@@ -10,7 +10,7 @@
 #include <random>
 
 #include "common/error.h"
-#include "io/safetensors_writer.h"
+#include "model/safetensors_writer.h"
 #include "model/safetensors.h"
 #include "support/test_paths.h"
 

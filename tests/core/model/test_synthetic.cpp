@@ -9,7 +9,8 @@
 
 #include "common/atomic_file.h"
 #include "common/error.h"
-#include "io/safetensors_writer.h"
+#include "io/model_loading.h"
+#include "model/safetensors_writer.h"
 #include "model/llama_model.h"
 #include "model/synthetic.h"
 #include "model/tokenizer.h"
@@ -66,8 +67,8 @@ TEST(Synthetic, WholeAndShardedCheckpointsGiveTheSameModel) {
     write_synthetic_checkpoint(dir.file("sharded"), o);
     EXPECT_TRUE(fs::exists(dir.file("sharded/model.safetensors.index.json")));
     EXPECT_GT(std::distance(fs::directory_iterator(dir.file("sharded")), fs::directory_iterator()), 4);
-    auto whole = LlamaModel::load(dir.file("whole"));
-    auto sharded = LlamaModel::load(dir.file("sharded"));
+    auto whole = load_model(dir.file("whole"));
+    auto sharded = load_model(dir.file("sharded"));
     EXPECT_EQ(whole->num_params(), sharded->num_params());
     auto t = sample_tokens(whole->config().vocab_size, 16);
     EXPECT_TRUE(torch::equal(whole->forward(t), sharded->forward(t)));
@@ -91,7 +92,7 @@ TEST(Synthetic, SameSeedSameWeightsOtherSeedOtherWeights) {
     write_synthetic_checkpoint(dir.file("b"), o);
     o.seed = 1;
     write_synthetic_checkpoint(dir.file("c"), o);
-    auto a = LlamaModel::load(dir.file("a")), b = LlamaModel::load(dir.file("b")), c = LlamaModel::load(dir.file("c"));
+    auto a = load_model(dir.file("a")), b = load_model(dir.file("b")), c = load_model(dir.file("c"));
     EXPECT_TRUE(torch::equal(a->weight(0), b->weight(0)));
     EXPECT_FALSE(torch::equal(a->weight(0), c->weight(0)));
 }
@@ -103,7 +104,7 @@ TEST(Synthetic, Bf16CheckpointLoadsAsFp32) {
     o.layers = 1;
     o.dtype = DType::BF16;
     write_synthetic_checkpoint(dir.file("q"), o);
-    auto m = LlamaModel::load(dir.file("q"));
+    auto m = load_model(dir.file("q"));
     EXPECT_TRUE(m->config().attention_bias);
     EXPECT_EQ(m->weight(0).scalar_type(), torch::kFloat32);
     auto logits = m->forward(sample_tokens(m->config().vocab_size, 8));
@@ -112,7 +113,7 @@ TEST(Synthetic, Bf16CheckpointLoadsAsFp32) {
 
 TEST(Synthetic, RealModelReSavedAsShardsGivesIdenticalLogits) {
     test::ScratchDir dir;
-    auto real = LlamaModel::load(test::real_model_dir());
+    auto real = load_model(test::real_model_dir());
     const auto& ck = real->checkpoint();
     // Write the stored tensors (not aliases) into three shards plus an index, and copy the side files.
     std::vector<std::string> names;
@@ -133,7 +134,7 @@ TEST(Synthetic, RealModelReSavedAsShardsGivesIdenticalLogits) {
     write_file_atomic(dir.file("model.safetensors.index.json"), nlohmann::json{{"weight_map", map}}.dump());
     for (const char* f : {"config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"})
         fs::copy_file(test::real_model_dir() + "/" + f, dir.file(f));
-    auto sharded = LlamaModel::load(dir.path().string());
+    auto sharded = load_model(dir.path().string());
     auto t = sample_tokens(2048, 32);
     EXPECT_TRUE(torch::equal(real->forward(t), sharded->forward(t)));
 }

@@ -1,4 +1,4 @@
-// The QAT quantizers' forward values and gradients against the reference formulas (seed-methods.md 2(a),
+// The QAT quantizers' forward values and gradients against the reference formulas (docs/methods.md 2(a),
 // 1(a), 4(a)) written out independently here, finite differences for the smooth parameters, and the
 // step-0 invariant: a QAT layer built from a PTQ result computes exactly the PTQ layer.
 #include <gtest/gtest.h>

@@ -10,12 +10,13 @@
 #include "analysis/model_eval.h"
 #include "analysis/text_data.h"
 #include "common/error.h"
-#include "jobs/progress.h"
+#include "common/progress.h"
+#include "io/model_loading.h"
 #include "model/llama_model.h"
 #include "model/tokenizer.h"
 #include "qat/qat_trainer.h"
 #include "quant/codec.h"
-#include "quant/model_quantizer.h"
+#include "jobs/model_quantizer.h"
 #include "support/test_paths.h"
 
 namespace quench {
@@ -32,7 +33,7 @@ struct Fixture {
 
 Fixture setup(const std::string& spec, int64_t calib_tokens = 0) {
     Fixture f;
-    f.model = LlamaModel::load(test::real_model_dir());
+    f.model = load_model(test::real_model_dir());
     const auto tok = load_tokenizer(test::real_model_dir());
     f.train = tokenize_text_file(*tok, kTrain, true, 60000);
     f.heldout = tokenize_text_file(*tok, kEval, true, 4096);
@@ -81,6 +82,17 @@ TEST(QatTrainer, Step0IsThePtqModelForEveryCodecFamily) {
         EXPECT_LT((ptq_logits - f.model->forward_train(tokens)).abs().max().item<float>(), 1e-5);
         EXPECT_LT((ptq_logits - qat_logits).abs().max().item<float>(), 2e-4);
         EXPECT_GT((ptq_logits - f.model->forward_train(tokens, nullptr, LlamaModel::Weights::Original)).abs().max().item<float>(), 1e-2);
+
+        // Issue 17: the bits after QAT are predicted before training, exactly as the trained run counts them
+        // (LiftQuant's trained input scales, LC-QAT's per-layer affine maps), and differ from the PTQ bits.
+        QuantizeResult trained, ptq;
+        for (const auto& [i, l] : layers) trained.tensors[i] = l->export_tensor();
+        ptq.tensors = f.ptq;
+        const auto plan = uniform_plan(f.model->layers().select_glob("model.layers.*"), CodecSpec::parse(spec));
+        EXPECT_NEAR(estimate_plan_bits(f.model->layers(), plan, true).bits_per_weight(), trained.total_bits_per_weight(), 1e-12);
+        EXPECT_NEAR(estimate_plan_bits(f.model->layers(), plan).bits_per_weight(), ptq.total_bits_per_weight(), 1e-12);
+        if (std::string(spec).rfind("paretoq", 0) != 0)
+            EXPECT_GT(trained.total_bits_per_weight(), ptq.total_bits_per_weight() + 1e-3);
     }
 }
 

@@ -6,7 +6,7 @@
 #include <algorithm>
 
 #include "common/error.h"
-#include "io/safetensors_writer.h"
+#include "model/safetensors_writer.h"
 #include "model/safetensors.h"
 #include "quant/codec.h"
 #include "kernels/dequant_tolerance.h"
@@ -203,7 +203,7 @@ constexpr int64_t kMaxHessianCols = 2304;
 
 class EveryCodecOnRealShapes : public ::testing::TestWithParam<std::string> {};
 
-std::vector<std::string> codec_names() {
+std::vector<std::string> row_names() {
     std::vector<std::string> out;
     for (const auto& t : codec_table()) out.push_back(t.name);
     return out;
@@ -264,7 +264,7 @@ TEST_P(EveryCodecOnRealShapes, QuantizesEveryWidth) {
     }
 }
 
-INSTANTIATE_TEST_SUITE_P(Registry, EveryCodecOnRealShapes, ::testing::ValuesIn(codec_names()));
+INSTANTIATE_TEST_SUITE_P(Registry, EveryCodecOnRealShapes, ::testing::ValuesIn(row_names()));
 
 INSTANTIATE_TEST_SUITE_P(Registry, EveryCodec, ::testing::ValuesIn(all_cases()), [](const auto& info) {
     std::string n = info.param.spec;

@@ -11,7 +11,8 @@
 #include "analysis/layer_metrics.h"
 #include "analysis/text_data.h"
 #include "common/error.h"
-#include "jobs/progress.h"
+#include "common/progress.h"
+#include "io/model_loading.h"
 #include "model/llama_model.h"
 #include "model/tokenizer.h"
 #include "quant/codec.h"
@@ -22,7 +23,7 @@ using namespace quench;
 namespace {
 
 struct RealLayers {
-    std::unique_ptr<LlamaModel> model = LlamaModel::load(test::real_model_dir());
+    std::unique_ptr<LlamaModel> model = load_model(test::real_model_dir());
     std::vector<std::size_t> layers = model->layers().select_glob("model.layers.*");
     std::map<std::size_t, LayerInputStats> stats;
     RealLayers() {

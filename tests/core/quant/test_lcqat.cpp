@@ -10,7 +10,8 @@
 #include "analysis/layer_capture.h"
 #include "analysis/text_data.h"
 #include "common/error.h"
-#include "jobs/progress.h"
+#include "common/progress.h"
+#include "io/model_loading.h"
 #include "model/llama_model.h"
 #include "model/tokenizer.h"
 #include "quant/codec.h"
@@ -22,7 +23,7 @@ using namespace quench;
 
 namespace {
 
-// O as printed in shared/reference/seed-methods.md 1(a) (UniSVQ v0 lib/codebook/ortho_dim4.pt).
+// O as printed in docs/methods.md 1(a) (UniSVQ v0 lib/codebook/ortho_dim4.pt).
 at::Tensor doc_ortho() {
     return torch::tensor({+0.614504, -0.751269, -0.083694, -0.225777, +0.226497, -0.059458, +0.829679, +0.506751,
                           -0.396969, -0.493435, -0.348915, +0.690794, -0.643040, -0.434260, +0.427653, -0.463715},
@@ -158,7 +159,7 @@ TEST(LcqatCodec, TwoBitDistortionAgainstScalarRounding) {
 }
 
 TEST(LcqatCodec, HessianLowersOutputErrorOnRealLayers) {
-    auto model = LlamaModel::load(test::real_model_dir());
+    auto model = load_model(test::real_model_dir());
     auto tok = load_tokenizer(test::real_model_dir());
     const auto tokens =
         tokenize_text_file(*tok, test::shared_data("tinystories-valid/tinystories_val.train.txt"), true, 8000);

@@ -11,7 +11,8 @@
 #include <fstream>
 
 #include "common/error.h"
-#include "jobs/progress.h"
+#include "common/progress.h"
+#include "io/model_loading.h"
 #include "model/llama_model.h"
 #include "quant/codec.h"
 #include "quant/lift_matrix.h"
@@ -85,7 +86,7 @@ double exhaustive_mse(const at::Tensor& M, int64_t samples, uint64_t seed) {
 
 }  // namespace
 
-// Table 1 of the paper (seed-methods.md 4(e)), for the matrices the codec uses (cpu_budget recipe).
+// Table 1 of the paper (docs/methods.md 4(e)), for the matrices the codec uses (cpu_budget recipe).
 TEST(LiftMatrix, TrainedMatricesMatchThePapersGaussianMse) {
     struct Row {
         int64_t D, d;
@@ -209,7 +210,7 @@ TEST(LiftQuantCodec, ActivationScalingLowersOutputError) {
 }
 
 TEST(LiftQuantCodec, ErrorOnRealLayersFallsWithBits) {
-    const auto model = LlamaModel::load(test::real_model_dir());
+    const auto model = load_model(test::real_model_dir());
     // 64 rows and the first 120 input columns (a multiple of 8 and 10) of one attention and one MLP layer.
     std::vector<at::Tensor> weights;
     for (const char* name : {"model.layers.0.self_attn.q_proj", "model.layers.1.mlp.down_proj"})

@@ -9,7 +9,8 @@
 #include <limits>
 
 #include "common/error.h"
-#include "jobs/progress.h"
+#include "common/progress.h"
+#include "io/model_loading.h"
 #include "model/llama_model.h"
 #include "quant/codec.h"
 #include "quant/lloyd_max.h"
@@ -140,7 +141,7 @@ TEST(QamW, PolarSplitIsTheBestOfAllSplits) {
 }
 
 TEST(QamW, JointCodingBeatsPolarCodingOnTheRealModel) {
-    const auto model = LlamaModel::load(test::real_model_dir());
+    const auto model = load_model(test::real_model_dir());
     for (int k : {6, 8, 11}) {
         const std::string ks = "qamw:k=" + std::to_string(k);
         double joint_total = 0, polar_total = 0, norm_total = 0;
