@@ -1,6 +1,6 @@
 #pragma once
 // Runs of a project file as the Results panel shows them, and the per-layer comparison of two runs.
-// Torch-free: the .cpp reads core's records (io/run_records.h) and copies out plain numbers.
+// Torch-free: the .cpp reads core's records (jobs/run_records.h) and copies out plain numbers.
 #include <QString>
 #include <QStringList>
 

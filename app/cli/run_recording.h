@@ -14,7 +14,7 @@ class RunWriter;
 
 namespace quench::cli {
 
-// quench::run_recorded (io/run_records.h) with this command's kind, seed and command line; says on stderr
+// quench::run_recorded (jobs/run_records.h) with this command's kind, seed and command line; says on stderr
 // which run it recorded.
 void run_recorded(const std::string& out, const std::string& kind, uint64_t seed, const GlobalOptions& g,
                   const std::function<void(RunWriter*)>& job);

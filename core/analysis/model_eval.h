@@ -13,7 +13,7 @@ namespace quench {
 class ProgressSink;
 
 // One side of an evaluation: a model, which of its weight sets to run, and optionally an override that
-// computes some linear layers instead (quant/packed_model.h: packed kernels reading a quantized checkpoint).
+// computes some linear layers instead (runtime/packed_model.h: packed kernels reading a quantized checkpoint).
 struct ModelSide {
     const LlamaModel* model = nullptr;
     LlamaModel::Weights weights = LlamaModel::Weights::Current;

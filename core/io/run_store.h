@@ -10,7 +10,7 @@
 //
 // The vocabulary is generic so later analyses (sensitivity, allocation, QAT) need no schema change:
 // a run has attributes (text or numbers), tables (equal-length columns), float arrays (1-D/2-D) and
-// quantized tensors. Typed mappings of Quench's result structs are in io/run_records.h.
+// quantized tensors. Typed mappings of Quench's result structs are in jobs/run_records.h.
 #include <cstdint>
 #include <map>
 #include <memory>

@@ -41,7 +41,7 @@ public:
     // decoded name is not a weight this model reads.
     LlamaModel(ModelConfig config, Checkpoint checkpoint, std::map<std::string, at::Tensor> decoded);
     // As above, and the weights named in `external` are neither read nor held: a LinearOverride given to
-    // every pass computes those layers (quant/packed_model.h runs them through the packed kernels). Each
+    // every pass computes those layers (runtime/packed_model.h runs them through the packed kernels). Each
     // stands in as a zero-stride NaN tensor of its shape, which costs no memory and turns a pass without
     // the override into NaN rather than plausible numbers. Throws when a name is not a linear weight.
     LlamaModel(ModelConfig config, Checkpoint checkpoint, std::map<std::string, at::Tensor> decoded,
