@@ -134,7 +134,7 @@ void MainWindow::buildDocks() {
     methodPanel_ = new MethodPanel(session_, this);
     jobPanel_ = new JobListPanel(jobs_, this);
     auto* model = addPanelDock(modelPanel_, tr("Model"), QStringLiteral("modelDock"), Qt::LeftDockWidgetArea);
-    auto* data = addPanelDock(dataPanel_, tr("Data"), QStringLiteral("dataDock"), Qt::RightDockWidgetArea);
+    auto* dataDock = addPanelDock(dataPanel_, tr("Data"), QStringLiteral("dataDock"), Qt::RightDockWidgetArea);
     // The method form is tall (codec, sensitivity, QAT): it scrolls rather than forcing the window's height.
     auto* methodScroll = new QScrollArea(this);
     methodScroll->setWidget(methodPanel_);
@@ -144,7 +144,7 @@ void MainWindow::buildDocks() {
     methodScroll->setMinimumWidth(320);
     auto* method = addPanelDock(methodScroll, tr("Method"), QStringLiteral("methodDock"), Qt::RightDockWidgetArea);
     auto* jobs = addPanelDock(jobPanel_, tr("Jobs"), QStringLiteral("jobsDock"), Qt::BottomDockWidgetArea);
-    tabifyDockWidget(data, method);
+    tabifyDockWidget(dataDock, method);
     method->raise();
     modelDock_ = model;
     methodDock_ = method;

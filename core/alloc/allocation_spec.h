@@ -18,8 +18,9 @@ struct AllocCandidate {
     double cost = 0;             // predicted cost of this setting for this layer (its KL contribution)
     // A part stored once per model however many layers use it (LiftQuant's lift matrix, QAM-W's codebook,
     // LC-QAT's affine map): not in bits_per_weight; its shared_bits are paid once, by the first layer that takes
-    // a candidate naming this key. Every candidate naming one key must state the same shared_bits. "" = none.
-    std::string shared_key;
+    // a candidate naming this key. Every candidate naming one key must state the same shared_bits. "" = none,
+    // the default (so a braced initializer may end before it).
+    std::string shared_key = "";
     int64_t shared_bits = 0;
 };
 

@@ -45,7 +45,7 @@ public:
     virtual BitsEstimate estimate_bits(int64_t rows, int64_t cols) const = 0;
     // The transform this setting chose for a [rows, cols] weight, for the run record and the tables: the block
     // Hadamard sizes follow the widths ("hadamard 64 x 128" for LC-QAT's input and output sides). "" for none.
-    virtual std::string transform_note(int64_t rows, int64_t cols) const { return {}; }
+    virtual std::string transform_note(int64_t /*rows*/, int64_t /*cols*/) const { return {}; }
     // W: [rows, cols] fp32 CPU. Deterministic for a given spec, W, calibration and seed.
     virtual QuantizedTensor quantize(const at::Tensor& W, const QuantizeContext& ctx) const = 0;
     // Reconstructs the fp32 weight from q's parts only.

@@ -70,7 +70,7 @@ public:
         return {static_cast<double>(code_bits(rows, cols)) / n, static_cast<double>(bits) / n, d_ * D_ * 16};
     }
 
-    std::string transform_note(int64_t rows, int64_t cols) const override {
+    std::string transform_note(int64_t /*rows*/, int64_t cols) const override {
         return had_ ? "hadamard " + std::to_string(hadamard_block(cols)) : std::string();
     }
 

@@ -59,7 +59,7 @@ public:
         return {code / n, total / n, shared_bits()};
     }
 
-    std::string transform_note(int64_t rows, int64_t cols) const override {
+    std::string transform_note(int64_t /*rows*/, int64_t cols) const override {
         return "hadamard " + std::to_string(qamw_block(spec(), cols));
     }
 

@@ -153,8 +153,9 @@ QK_AVX2 void tiles_avx2(const Int8Lut& l, const Plan& s, const Acts& a, const st
         for (int64_t b = 0; b < batch; ++b)
             for (int i = 0; i < 4; ++i)
                 for (int g = 0; g < 4; ++g) _mm256_store_ps(acc[b][i] + 8 * g, _mm256_setzero_ps());
-        __m256 f[4];
-        __m256i o[4];
+        // Set at the first block of each group (block 0 starts one); initialized only as the compiler cannot tell.
+        __m256 f[4] = {};
+        __m256i o[4] = {};
         for (int64_t k = 0; k < s.padded; ++k) {
             if (k >= s.blocks) {  // padding: T = 0, d = 0, f = 0, as the other paths add it
                 for (int64_t b = 0; b < batch; ++b)

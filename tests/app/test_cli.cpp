@@ -13,13 +13,13 @@ namespace {
 
 quench::test::CliResult cli(const std::string& args) { return quench::test::run_cli(args); }
 
-const std::string kModel = quench::test::real_model_dir();
-const std::string kEval = quench::test::shared_data("tinystories-valid/tinystories_val.eval.txt");
+using quench::test::eval_text;
+using quench::test::real_model_dir;
 
 }  // namespace
 
 TEST(Cli, InfoJsonDescribesTheRealModel) {
-    auto r = cli("info " + kModel + " --json");
+    auto r = cli("info " + real_model_dir() + " --json");
     ASSERT_EQ(r.code, 0) << r.err;
     auto j = nlohmann::json::parse(r.out);
     EXPECT_EQ(j["architecture"], "LlamaForCausalLM");
@@ -29,20 +29,21 @@ TEST(Cli, InfoJsonDescribesTheRealModel) {
 }
 
 TEST(Cli, EvalJsonAndTable) {
-    auto r = cli("eval " + kModel + " --text " + kEval + " --ctx 256 --max-tokens 3000 --json");
+    auto r = cli("eval " + real_model_dir() + " --text " + eval_text() + " --ctx 256 --max-tokens 3000 --json");
     ASSERT_EQ(r.code, 0) << r.err;
     auto j = nlohmann::json::parse(r.out);
     const double ppl = j["result"]["perplexity"];
     EXPECT_GT(ppl, 10.0);
     EXPECT_LT(ppl, 80.0);
     EXPECT_EQ(j["result"]["protocol"]["ctx"], 256);
-    auto t = cli("eval " + kModel + " --text " + kEval + " --ctx 256 --max-tokens 3000 -q");
+    auto t = cli("eval " + real_model_dir() + " --text " + eval_text() + " --ctx 256 --max-tokens 3000 -q");
     ASSERT_EQ(t.code, 0);
     EXPECT_NE(t.out.find("perplexity"), std::string::npos);
 }
 
 TEST(Cli, KlAgainstItselfIsZero) {
-    auto r = cli("eval " + kModel + " --ref " + kModel + " --text " + kEval + " --ctx 128 --max-tokens 1000 --json");
+    auto r = cli("eval " + real_model_dir() + " --ref " + real_model_dir() + " --text " + eval_text() +
+                 " --ctx 128 --max-tokens 1000 --json");
     ASSERT_EQ(r.code, 0) << r.err;
     auto j = nlohmann::json::parse(r.out);
     EXPECT_NEAR(j["result"]["kl_mean"].get<double>(), 0.0, 1e-7);
@@ -65,7 +66,7 @@ TEST(Cli, FailuresAreOneLineErrorsNamingTheFile) {
     EXPECT_NE(missing.err.find(dir.file("nothing")), std::string::npos) << missing.err;
     EXPECT_EQ(std::count(missing.err.begin(), missing.err.end(), '\n'), 1) << missing.err;
     { std::ofstream(dir.file("empty.txt")); }
-    auto empty = cli("eval " + kModel + " --text " + dir.file("empty.txt"));
+    auto empty = cli("eval " + real_model_dir() + " --text " + dir.file("empty.txt"));
     EXPECT_NE(empty.code, 0);
     EXPECT_NE(empty.err.find("empty.txt: text is empty"), std::string::npos) << empty.err;
     auto unknown = cli("synth --shape gpt-9 --out " + dir.file("x"));

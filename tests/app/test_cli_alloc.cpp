@@ -8,16 +8,15 @@
 #include "support/cli.h"
 #include "support/test_paths.h"
 
+using quench::test::eval_text;
+using quench::test::real_model_dir;
 using quench::test::run_cli;
+using quench::test::train_text;
 
 namespace {
 
-std::string model() { return quench::test::real_model_dir(); }
-std::string calib() { return quench::test::shared_data("tinystories-valid/tinystories_val.train.txt"); }
-std::string eval() { return quench::test::shared_data("tinystories-valid/tinystories_val.eval.txt"); }
-
 std::string sens_args(const std::string& measurements) {
-    return "sensitivity " + model() + " --layers 'model.layers.*' --calib " + calib() +
+    return "sensitivity " + real_model_dir() + " --layers 'model.layers.*' --calib " + train_text() +
            " --calib-tokens 2048 --kl-tokens 512 --ctx 128 --sample-rows 128 --measurements " + measurements;
 }
 
@@ -78,8 +77,8 @@ TEST(CliAlloc, SensitivityAllocateApplyEndToEnd) {
     EXPECT_EQ(spec_of["model.layers.1.self_attn.q_proj"], spec_of["model.layers.1.self_attn.v_proj"]);
 
     // 4. Apply: the measured bits equal the allocation's, layer by layer and in total.
-    r = run_cli("apply " + model() + " --allocation " + afile + " --calib " + calib() + " --calib-tokens 2048 --eval " +
-                eval() + " --eval-tokens 1024 --ctx 128 --json");
+    r = run_cli("apply " + real_model_dir() + " --allocation " + afile + " --calib " + train_text() +
+                " --calib-tokens 2048 --eval " + eval_text() + " --eval-tokens 1024 --ctx 128 --json");
     ASSERT_EQ(r.code, 0) << r.err;
     j = nlohmann::json::parse(r.out);
     EXPECT_EQ(j["measured_bits"].get<int64_t>(), total_bits);
@@ -87,8 +86,9 @@ TEST(CliAlloc, SensitivityAllocateApplyEndToEnd) {
     for (const auto& l : j["layers"]) EXPECT_DOUBLE_EQ(l["total_bpw"].get<double>(), l["allocated_bpw"].get<double>());
     EXPECT_GT(j["kl"]["kl_mean"].get<double>(), 0.0);
     // Table output and an --out project file.
-    r = run_cli("apply " + model() + " --allocation " + afile + " --calib " + calib() + " --calib-tokens 2048 --eval " +
-                eval() + " --eval-tokens 1024 --ctx 128 -q --out " + dir.file("p.h5"));
+    r = run_cli("apply " + real_model_dir() + " --allocation " + afile + " --calib " + train_text() +
+                " --calib-tokens 2048 --eval " + eval_text() + " --eval-tokens 1024 --ctx 128 -q --out " +
+                dir.file("p.h5"));
     ASSERT_EQ(r.code, 0) << r.err;
     EXPECT_NE(r.out.find("measured"), std::string::npos);
     EXPECT_TRUE(std::filesystem::exists(dir.file("p.h5")));
@@ -99,10 +99,10 @@ TEST(CliAlloc, BadInputsAreOneLineErrors) {
     auto r = run_cli("allocate --measurements " + dir.file("none.json") + " --budget 3bpw");
     EXPECT_EQ(r.code, 1);
     EXPECT_NE(r.err.find("none.json"), std::string::npos) << r.err;
-    r = run_cli("sensitivity " + model() + " --calib " + calib() + " --candidates 'rtn:b=9'");
+    r = run_cli("sensitivity " + real_model_dir() + " --calib " + train_text() + " --candidates 'rtn:b=9'");
     EXPECT_EQ(r.code, 1);
     EXPECT_NE(r.err.find("rtn:b=9"), std::string::npos) << r.err;
-    r = run_cli("apply " + model() + " --allocation " + dir.file("none.json"));
+    r = run_cli("apply " + real_model_dir() + " --allocation " + dir.file("none.json"));
     EXPECT_EQ(r.code, 1);
     EXPECT_NE(r.err.find("none.json"), std::string::npos) << r.err;
 }
@@ -110,7 +110,7 @@ TEST(CliAlloc, BadInputsAreOneLineErrors) {
 TEST(CliAlloc, ProxyRunIsRecordedAndAllocatable) {
     quench::test::ScratchDir dir;
     const std::string mfile = dir.file("m.json"), h5 = dir.file("p.h5");
-    auto r = run_cli("sensitivity " + model() + " --layers 'model.layers.0.mlp.*' --calib " + calib() +
+    auto r = run_cli("sensitivity " + real_model_dir() + " --layers 'model.layers.0.mlp.*' --calib " + train_text() +
                      " --calib-tokens 1024 --kl-tokens 256 --ctx 128 --candidates 'rtn:b=2,g=64;rtn:b=3,g=64;rtn:b=4,g=64'"
                      " --proxy --measurements " + mfile + " --out " + h5 + " --json");
     ASSERT_EQ(r.code, 0) << r.err;
@@ -139,7 +139,7 @@ TEST(CliAlloc, ProxyRunIsRecordedAndAllocatable) {
 TEST(CliAlloc, ProjectFileCarriesMeasurementsAllocationsAndSweeps) {
     quench::test::ScratchDir dir;
     const std::string h5 = dir.file("study.h5");
-    auto r = run_cli("sensitivity " + model() + " --layers 'model.layers.1.mlp.*' --calib " + calib() +
+    auto r = run_cli("sensitivity " + real_model_dir() + " --layers 'model.layers.1.mlp.*' --calib " + train_text() +
                      " --calib-tokens 1024 --kl-tokens 256 --ctx 128 --sample-rows 64"
                      " --candidates 'rtn:b=2,g=64;rtn:b=3,g=64;rtn:b=4,g=64' -q --out " + h5);
     ASSERT_EQ(r.code, 0) << r.err;
@@ -148,29 +148,34 @@ TEST(CliAlloc, ProjectFileCarriesMeasurementsAllocationsAndSweeps) {
     const auto alloc = nlohmann::json::parse(r.out);
     EXPECT_LE(alloc["bits_per_weight"].get<double>(), 3.0);
     // Extending from the run: nothing is measured again.
-    r = run_cli("sensitivity " + model() + " --layers 'model.layers.1.mlp.*' --calib " + calib() +
+    r = run_cli("sensitivity " + real_model_dir() + " --layers 'model.layers.1.mlp.*' --calib " + train_text() +
                 " --calib-tokens 1024 --kl-tokens 256 --ctx 128 --sample-rows 64 --candidates 'rtn:b=2,g=64;rtn:b=4,g=64'"
                 " --measurements " + h5 + ":run-0001 --json");
     ASSERT_EQ(r.code, 0) << r.err;
     EXPECT_EQ(nlohmann::json::parse(r.out)["quantize_calls"], 0);
     EXPECT_EQ(nlohmann::json::parse(r.out)["reused"], 6);
     // apply reads the allocate run (run-0002): the measured bits are the allocated ones.
-    r = run_cli("apply " + model() + " --allocation " + h5 + " --calib " + calib() + " --calib-tokens 1024 --ctx 128 --json");
+    r = run_cli("apply " + real_model_dir() + " --allocation " + h5 + " --calib " + train_text() +
+                " --calib-tokens 1024 --ctx 128 --json");
     ASSERT_EQ(r.code, 0) << r.err;
     EXPECT_EQ(nlohmann::json::parse(r.out)["measured_bits"], alloc["total_bits"]);
-    r = run_cli("apply " + model() + " --allocation " + h5 + ":run-0001 --ctx 128");
+    r = run_cli("apply " + real_model_dir() + " --allocation " + h5 + ":run-0001 --ctx 128");
     EXPECT_EQ(r.code, 1);
     EXPECT_NE(r.err.find("run kind 'sensitivity', expected 'allocate'"), std::string::npos) << r.err;
     // A sweep of two budgets and every uniform setting, recorded.
-    r = run_cli("sweep " + model() + " --measurements " + h5 + " --budgets 2.5,3.5 --uniform all --calib " + calib() +
-                " --calib-tokens 1024 --eval " + eval() + " --eval-tokens 512 --ctx 128 --json --out " + h5);
+    r = run_cli("sweep " + real_model_dir() + " --measurements " + h5 + " --budgets 2.5,3.5 --uniform all --calib " +
+                train_text() + " --calib-tokens 1024 --eval " + eval_text() +
+                " --eval-tokens 512 --ctx 128 --json --out " + h5);
     ASSERT_EQ(r.code, 0) << r.err;
     const auto sw = nlohmann::json::parse(r.out);
     ASSERT_EQ(sw["entries"].size(), 5u);  // 2 budgets + 3 uniform settings
     EXPECT_EQ(sw["spearman_points"], 5);
     EXPECT_GT(sw["spearman"].get<double>(), 0.5);
-    for (const auto& e : sw["entries"])
-        if (!e["uniform"].get<bool>()) EXPECT_LE(e["total_bpw"].get<double>(), e["budget_bpw"].get<double>());
+    for (const auto& e : sw["entries"]) {
+        if (!e["uniform"].get<bool>()) {
+            EXPECT_LE(e["total_bpw"].get<double>(), e["budget_bpw"].get<double>());
+        }
+    }
     r = run_cli("show " + h5 + " run-0003");
     ASSERT_EQ(r.code, 0) << r.err;
     EXPECT_NE(r.out.find("sweep"), std::string::npos) << r.out;

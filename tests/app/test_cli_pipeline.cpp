@@ -6,21 +6,18 @@
 #include <nlohmann/json.hpp>
 
 #include "support/cli.h"
+#include "support/cli_json.h"
 #include "support/test_paths.h"
 
 namespace {
 
+using quench::test::eval_text;
+using quench::test::json_of;
+using quench::test::real_model_dir;
 using quench::test::run_cli;
+using quench::test::train_text;
 
-const std::string kModel = quench::test::real_model_dir();
-const std::string kCalib = quench::test::shared_data("tinystories-valid/tinystories_val.train.txt");
-const std::string kEval = quench::test::shared_data("tinystories-valid/tinystories_val.eval.txt");
 const std::string kEvalArgs = " --ctx 128 --eval-tokens 2000";
-
-nlohmann::json json_of(const quench::test::CliResult& r) {
-    EXPECT_EQ(r.code, 0) << r.err;
-    return nlohmann::json::parse(r.out);
-}
 
 double rel(double a, double b) { return std::abs(a - b) / std::abs(b); }
 
@@ -29,8 +26,9 @@ double rel(double a, double b) { return std::abs(a - b) / std::abs(b); }
 TEST(CliPipeline, QuantizeRecordExportReload) {
     quench::test::ScratchDir dir;
     const std::string study = dir.file("study.h5");
-    const auto q = json_of(run_cli("quantize " + kModel + " --codec rtn:b=4,g=64 --calib " + kCalib +
-                                   " --calib-tokens 2000 --eval " + kEval + kEvalArgs + " --out " + study + " --json"));
+    const auto q = json_of(run_cli("quantize " + real_model_dir() + " --codec rtn:b=4,g=64 --calib " + train_text() +
+                                   " --calib-tokens 2000 --eval " + eval_text() + kEvalArgs + " --out " + study +
+                                   " --json"));
     const double ppl_quantized = q["kl"]["ppl_test"];
     ASSERT_EQ(q["layers"].size(), 14u);
 
@@ -56,11 +54,11 @@ TEST(CliPipeline, QuantizeRecordExportReload) {
     const auto packed = json_of(run_cli("export " + study + " --format packed --out " + dir.file("packed") + " --json"));
     EXPECT_EQ(packed["quantized_tensors"], 14);
     EXPECT_NEAR(packed["total_bpw"].get<double>(), q["total_bpw"].get<double>(), 1e-12);
-    const auto reloaded = json_of(run_cli("eval " + dir.file("packed") + " --text " + kEval +
-                                          " --ctx 128 --max-tokens 2000 --json"));
+    const auto reloaded = json_of(
+        run_cli("eval " + dir.file("packed") + " --text " + eval_text() + " --ctx 128 --max-tokens 2000 --json"));
     EXPECT_LT(rel(reloaded["result"]["perplexity"], ppl_quantized), 1e-6);
     // Through the packed kernels, next to the same checkpoint dequantized and run dense in the same process.
-    const auto kernels = json_of(run_cli("eval --packed " + dir.file("packed") + " --text " + kEval +
+    const auto kernels = json_of(run_cli("eval --packed " + dir.file("packed") + " --text " + eval_text() +
                                          " --ctx 128 --max-tokens 2000 --json"));
     EXPECT_EQ(kernels["packed_layers"], 14);
     EXPECT_LT(rel(kernels["dense_fp32"]["perplexity"], ppl_quantized), 1e-6);
@@ -71,13 +69,14 @@ TEST(CliPipeline, QuantizeRecordExportReload) {
     EXPECT_NEAR(kernels["speedup"].get<double>(),
                 kernels["kernels"]["tokens_per_second"].get<double>() /
                     kernels["dense_fp32"]["tokens_per_second"].get<double>(), 1e-9);
-    const auto table = run_cli("eval --packed " + dir.file("packed") + " --text " + kEval + " --ctx 128 --max-tokens 500");
+    const auto table = run_cli("eval --packed " + dir.file("packed") + " --text " + eval_text() +
+                               " --ctx 128 --max-tokens 500");
     ASSERT_EQ(table.code, 0) << table.err;
     EXPECT_NE(table.out.find("packed kernels"), std::string::npos) << table.out;
     EXPECT_NE(table.out.find("14 packed layers"), std::string::npos) << table.out;
     // With int8 activations every RTN layer runs its int8 kernel: within 1e-2 of the dequantized model, and
     // not the fp32 kernels' number.
-    const auto int8 = json_of(run_cli("eval --packed " + dir.file("packed") + " --text " + kEval +
+    const auto int8 = json_of(run_cli("eval --packed " + dir.file("packed") + " --text " + eval_text() +
                                       " --ctx 128 --max-tokens 2000 --int8-activations --json"));
     EXPECT_EQ(int8["activations"], "int8");
     EXPECT_EQ(int8["int8_layers"], 14);
@@ -85,14 +84,15 @@ TEST(CliPipeline, QuantizeRecordExportReload) {
     EXPECT_EQ(kernels["int8_layers"], 0);
     EXPECT_LT(rel(int8["kernels"]["perplexity"], int8["dense_fp32"]["perplexity"]), 1e-2);
     EXPECT_NE(int8["kernels"]["perplexity"], kernels["kernels"]["perplexity"]);
-    const auto int8_table = run_cli("eval --packed " + dir.file("packed") + " --text " + kEval +
+    const auto int8_table = run_cli("eval --packed " + dir.file("packed") + " --text " + eval_text() +
                                     " --ctx 128 --max-tokens 300 --int8-activations");
     ASSERT_EQ(int8_table.code, 0) << int8_table.err;
     EXPECT_NE(int8_table.out.find("packed kernels, int8 activations"), std::string::npos) << int8_table.out;
     EXPECT_NE(int8_table.out.find("14 of the layers with int8 activations"), std::string::npos) << int8_table.out;
 
     json_of(run_cli("export " + study + ":run-0001 --format hf --out " + dir.file("hf") + " --json"));
-    const auto hf = json_of(run_cli("eval " + dir.file("hf") + " --text " + kEval + " --ctx 128 --max-tokens 2000 --json"));
+    const auto hf = json_of(
+        run_cli("eval " + dir.file("hf") + " --text " + eval_text() + " --ctx 128 --max-tokens 2000 --json"));
     EXPECT_LT(rel(hf["result"]["perplexity"], ppl_quantized), 1e-3);  // FP16 rounding of the weights
 
     // GGUF: each layer gets the ggml type nearest its codec's 4.25 bits (Q4_K); rows of 128 or 384 are not
@@ -106,7 +106,8 @@ TEST(CliPipeline, QuantizeRecordExportReload) {
     EXPECT_EQ(gguf["tokenizer"], "llama");  // BPE over metaspace pieces, as SentencePiece writes it
 
     // A second run joins the first without touching it.
-    json_of(run_cli("quantize " + kModel + " --codec paretoq:b=2 --layers '*mlp*' --out " + study + " --json"));
+    json_of(
+        run_cli("quantize " + real_model_dir() + " --codec paretoq:b=2 --layers '*mlp*' --out " + study + " --json"));
     const auto both = json_of(run_cli("runs " + study + " --json"));
     ASSERT_EQ(both["runs"].size(), 2u);
     EXPECT_EQ(json_of(run_cli("show " + study + " run-0001 --json"))["tables"], show["tables"]);
@@ -117,7 +118,7 @@ TEST(CliPipeline, FailuresAreRecordedAndNamed) {
     quench::test::ScratchDir dir;
     const std::string study = dir.file("study.h5");
     // The run starts before the calibration file is read, so the failure is recorded with its message.
-    const auto bad = run_cli("quantize " + kModel + " --codec rtn:b=4,g=64 --calib " + dir.file("nope.txt") +
+    const auto bad = run_cli("quantize " + real_model_dir() + " --codec rtn:b=4,g=64 --calib " + dir.file("nope.txt") +
                              " --out " + study);
     EXPECT_NE(bad.code, 0);
     EXPECT_NE(bad.err.find("nope.txt"), std::string::npos) << bad.err;
@@ -129,27 +130,28 @@ TEST(CliPipeline, FailuresAreRecordedAndNamed) {
     const auto no_tensors = run_cli("export " + study + " --format packed --out " + dir.file("p"));
     EXPECT_NE(no_tensors.code, 0);
     EXPECT_NE(no_tensors.err.find("no complete run with stored quantized tensors"), std::string::npos) << no_tensors.err;
-    const auto plain = run_cli("export " + kModel + " --format packed --out " + dir.file("p"));
+    const auto plain = run_cli("export " + real_model_dir() + " --format packed --out " + dir.file("p"));
     EXPECT_NE(plain.err.find("no quantized tensors to pack"), std::string::npos) << plain.err;
-    const auto unpacked = run_cli("eval --packed " + kModel + " --text " + kEval);
+    const auto unpacked = run_cli("eval --packed " + real_model_dir() + " --text " + eval_text());
     EXPECT_NE(unpacked.code, 0);
-    EXPECT_NE(unpacked.err.find(kModel + "/config.json"), std::string::npos) << unpacked.err;
+    EXPECT_NE(unpacked.err.find(real_model_dir() + "/config.json"), std::string::npos) << unpacked.err;
     EXPECT_NE(unpacked.err.find("not a packed Quench checkpoint"), std::string::npos) << unpacked.err;
-    const auto both_models = run_cli("eval " + kModel + " --packed " + kModel + " --text " + kEval);
+    const auto both_models = run_cli("eval " + real_model_dir() + " --packed " + real_model_dir() + " --text " +
+                                     eval_text());
     EXPECT_NE(both_models.code, 0);
     EXPECT_NE(both_models.err.find("excludes"), std::string::npos) << both_models.err;
-    const auto int8_alone = run_cli("eval " + kModel + " --text " + kEval + " --int8-activations");
+    const auto int8_alone = run_cli("eval " + real_model_dir() + " --text " + eval_text() + " --int8-activations");
     EXPECT_NE(int8_alone.code, 0);
     EXPECT_NE(int8_alone.err.find("--packed"), std::string::npos) << int8_alone.err;
     const auto missing = run_cli("show " + study + " run-0042");
     EXPECT_NE(missing.code, 0);
     EXPECT_NE(missing.err.find("run-0042"), std::string::npos) << missing.err;
-    const auto not_h5 = run_cli("runs " + kEval);
+    const auto not_h5 = run_cli("runs " + eval_text());
     EXPECT_NE(not_h5.code, 0);
-    EXPECT_NE(not_h5.err.find(kEval), std::string::npos) << not_h5.err;
+    EXPECT_NE(not_h5.err.find(eval_text()), std::string::npos) << not_h5.err;
     // An existing target is refused rather than overwritten.
-    json_of(run_cli("export " + kModel + " --format hf --out " + dir.file("hf") + " --json"));
-    const auto again = run_cli("export " + kModel + " --format hf --out " + dir.file("hf"));
+    json_of(run_cli("export " + real_model_dir() + " --format hf --out " + dir.file("hf") + " --json"));
+    const auto again = run_cli("export " + real_model_dir() + " --format hf --out " + dir.file("hf"));
     EXPECT_NE(again.code, 0);
     EXPECT_NE(again.err.find(dir.file("hf")), std::string::npos) << again.err;
 }

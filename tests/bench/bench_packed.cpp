@@ -165,11 +165,11 @@ Packed packed_grid(const GridSetting& s, int64_t rows, int64_t cols) {
 #ifdef QUENCH_HAVE_CUDA
     p.to_device = [g] {
         DevicePacked d;
-        qk::GridView v = g->view;
+        qk::GridView dv = g->view;
         d.buffers = {upload(g->codes), upload(g->scales), upload(g->zeros)};
-        v.codes = d.buffers[0]->as<uint8_t>(), v.scales = d.buffers[1]->as<uint16_t>();
-        v.zeros = g->zeros.empty() ? nullptr : d.buffers[2]->as<uint8_t>();
-        d.gemv = [v](const float* x, float* y, int64_t batch) { qk::grid_gemv_cuda(v, x, y, batch); };
+        dv.codes = d.buffers[0]->as<uint8_t>(), dv.scales = d.buffers[1]->as<uint16_t>();
+        dv.zeros = g->zeros.empty() ? nullptr : d.buffers[2]->as<uint8_t>();
+        d.gemv = [dv](const float* x, float* y, int64_t batch) { qk::grid_gemv_cuda(dv, x, y, batch); };
         return d;
     };
 #endif
@@ -216,11 +216,11 @@ Packed packed_lift(const LiftSetting& s, int64_t rows, int64_t cols) {
 #ifdef QUENCH_HAVE_CUDA
     p.to_device = [g] {
         DevicePacked d;
-        qk::LiftView v = g->view;
+        qk::LiftView dv = g->view;
         d.buffers = {upload(g->codes), upload(g->signs), upload(g->scales), upload(g->M)};
-        v.codes = d.buffers[0]->as<uint8_t>(), v.signs = d.buffers[1]->as<uint8_t>();
-        v.scales = d.buffers[2]->as<uint16_t>(), v.M = d.buffers[3]->as<uint16_t>();
-        d.gemv = [v](const float* x, float* y, int64_t batch) { qk::lift_gemv_cuda(v, x, y, batch); };
+        dv.codes = d.buffers[0]->as<uint8_t>(), dv.signs = d.buffers[1]->as<uint8_t>();
+        dv.scales = d.buffers[2]->as<uint16_t>(), dv.M = d.buffers[3]->as<uint16_t>();
+        d.gemv = [dv](const float* x, float* y, int64_t batch) { qk::lift_gemv_cuda(dv, x, y, batch); };
         return d;
     };
 #endif
@@ -259,11 +259,12 @@ Packed packed_lattice(int64_t rows, int64_t cols) {
 #ifdef QUENCH_HAVE_CUDA
     p.to_device = [g] {
         DevicePacked d;
-        qk::LatticeView v = g->view;
+        qk::LatticeView dv = g->view;
         d.buffers = {upload(g->codes), upload(g->su), upload(g->sv), upload(g->A), upload(g->b)};
-        v.codes = d.buffers[0]->as<uint8_t>(), v.su = d.buffers[1]->as<uint16_t>(), v.sv = d.buffers[2]->as<uint16_t>();
-        v.A = d.buffers[3]->as<float>(), v.b = d.buffers[4]->as<float>();
-        d.gemv = [v](const float* x, float* y, int64_t batch) { qk::lattice_gemv_cuda(v, x, y, batch); };
+        dv.codes = d.buffers[0]->as<uint8_t>(), dv.su = d.buffers[1]->as<uint16_t>(),
+        dv.sv = d.buffers[2]->as<uint16_t>();
+        dv.A = d.buffers[3]->as<float>(), dv.b = d.buffers[4]->as<float>();
+        d.gemv = [dv](const float* x, float* y, int64_t batch) { qk::lattice_gemv_cuda(dv, x, y, batch); };
         return d;
     };
 #endif
@@ -293,10 +294,11 @@ Packed packed_qamw(int k, int64_t rows, int64_t cols) {
 #ifdef QUENCH_HAVE_CUDA
     p.to_device = [g] {
         DevicePacked d;
-        qk::QamwView v = g->view;
+        qk::QamwView dv = g->view;
         d.buffers = {upload(g->codes), upload(g->norms), upload(g->book)};
-        v.codes = d.buffers[0]->as<uint8_t>(), v.norms = d.buffers[1]->as<uint16_t>(), v.codebook = d.buffers[2]->as<uint16_t>();
-        d.gemv = [v](const float* x, float* y, int64_t batch) { qk::qamw_gemv_cuda(v, x, y, batch); };
+        dv.codes = d.buffers[0]->as<uint8_t>(), dv.norms = d.buffers[1]->as<uint16_t>(),
+        dv.codebook = d.buffers[2]->as<uint16_t>();
+        d.gemv = [dv](const float* x, float* y, int64_t batch) { qk::qamw_gemv_cuda(dv, x, y, batch); };
         return d;
     };
 #endif

@@ -218,7 +218,6 @@ void runViewCase(benchmark::State& state, const ViewCase& c) {
     state.SetLabel("target < 100 ms per update");
 }
 
-QWidget* window(Workbench& b) { return b.w.get(); }
 DistortionChart* distortion(Workbench& b) { return b.w->charts()->distortion(); }
 QTreeWidget* tree(Workbench& b) { return b.w->modelPanel()->tree(); }
 SensitivityHeatmap* heatmap(Workbench& b) { return b.w->charts()->sensitivity(); }

@@ -47,11 +47,6 @@ std::string shape_of(const PackedCase& c) {
 
 }  // namespace
 
-at::Tensor trained_like(int64_t rows, int64_t cols, uint64_t seed) {
-    auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
-    return torch::randn({rows, cols}, gen) * torch::exp(0.35 * torch::randn({rows, cols}, gen)) * 0.02;
-}
-
 PackedCase make_case(const std::string& spec, const at::Tensor& W, uint64_t seed, uint64_t quantize_seed) {
     const auto codec = make_codec(spec);
     const int64_t cols = W.size(1);

@@ -15,6 +15,7 @@
 #include "quant/kernel_views.h"
 #include "quant/quantized_tensor.h"
 #include "quench_kernels/packed_common.h"
+#include "support/weights.h"
 
 namespace quench::test {
 
@@ -29,9 +30,6 @@ struct CaseShape {
     std::string spec;
     int64_t rows = 0, cols = 0;
 };
-
-// Log-normal-scaled Gaussian weights, like a trained layer's.
-at::Tensor trained_like(int64_t rows, int64_t cols, uint64_t seed);
 
 // Quantizes W with spec (QuantizeContext seed quantize_seed). Calibration is drawn from `seed`: a random
 // Hessian when the codec needs one, random act_scale in [0.05, 2.05) when it needs those.

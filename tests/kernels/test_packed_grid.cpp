@@ -21,12 +21,12 @@ namespace qk = quench::kernels;
 
 namespace {
 
-constexpr GemvCheck kGemv{2e-6, 99, 7};
+constexpr GemvCheck kGridGemv{2e-6, 99, 7};
 
 // Odd shapes exercise the scalar tails after the 8-wide blocks, rows starting mid-byte (3-bit, trits) and
 // group boundaries inside a byte; the last rows have a short last group (SmolLM2's 576 with g=128, widths
 // 100 and 172 whose tails are not whole vectors, GPTQ's dynamic groups over one).
-const std::vector<PackedCase>& cases() {
+const std::vector<PackedCase>& grid_cases() {
     static const std::vector<PackedCase> c = make_cases({
         {"rtn:b=2,g=32", 19, 96},        {"rtn:b=3,g=64", 13, 192},       {"rtn:b=4,g=128", 9, 256},
         {"rtn:b=8,g=0", 7, 1001},        {"rtn:b=5,g=0", 11, 77},         {"rtn:b=4,g=128,sym", 17, 384},
@@ -39,7 +39,7 @@ const std::vector<PackedCase>& cases() {
     return c;
 }
 
-std::vector<qk::CpuOptions> paths() { return cpu_paths(3); }
+std::vector<qk::CpuOptions> grid_paths() { return cpu_paths(3); }
 
 }  // namespace
 
@@ -64,13 +64,15 @@ TEST(PackedGrid, HalfConversionsMatchTorchOnEveryPattern) {
     for (int64_t i = 0; i < x.numel(); ++i) ASSERT_EQ(qk::float_to_half(xp[i]), static_cast<uint16_t>(w16[i])) << xp[i];
 }
 
-TEST(PackedGrid, DequantizeEqualsCoreBitForBitOnBothPaths) { expect_dequant_matches(cases(), paths()); }
+TEST(PackedGrid, DequantizeEqualsCoreBitForBitOnBothPaths) { expect_dequant_matches(grid_cases(), grid_paths()); }
 
-TEST(PackedGrid, GemvMatchesDenseReferenceOnOddShapes) { expect_gemv_close(cases(), paths(), {1, 2, 3, 8}, kGemv); }
+TEST(PackedGrid, GemvMatchesDenseReferenceOnOddShapes) {
+    expect_gemv_close(grid_cases(), grid_paths(), {1, 2, 3, 8}, kGridGemv);
+}
 
 TEST(PackedGrid, AgreesWithCoreOnTheRealModelLayers) {
     expect_agrees_on_real_model({"rtn:b=4,g=128", "rtn:b=2,g=64,sym", "rtn:b=3,g=32", "paretoq:b=1.58", "paretoq:b=2"},
-                                paths(), kGemv);
+                                grid_paths(), kGridGemv);
 }
 
 TEST(PackedGrid, GemvOfGridValuedWeightsIsExactOnSmallIntegers) {
@@ -80,7 +82,7 @@ TEST(PackedGrid, GemvOfGridValuedWeightsIsExactOnSmallIntegers) {
     const PackedCase c = make_case("rtn:b=4,g=0,sym", k / 16, 0, 0);
     ASSERT_TRUE(torch::equal(c.ref, k / 16));
     const float x[4] = {1, -2, 3, 5};
-    for (const auto& o : paths()) {
+    for (const auto& o : grid_paths()) {
         float y[3];
         qk::grid_gemv(grid_view(c.q), x, y, 1, o);
         EXPECT_EQ(y[0], 24 / 16.f) << path_name(o);   // 7 + 2 + 0 + 15
@@ -90,7 +92,7 @@ TEST(PackedGrid, GemvOfGridValuedWeightsIsExactOnSmallIntegers) {
 }
 
 TEST(PackedGrid, RejectsInconsistentViews) {
-    const PackedCase& c = cases().front();  // rtn:b=2,g=32, [19, 96]
+    const PackedCase& c = grid_cases().front();  // rtn:b=2,g=32, [19, 96]
     const qk::GridView good = grid_view(c.q);
     std::vector<float> out(c.q.numel()), x(96), y(19);
     expect_rejected(good, [&](const qk::GridView& v) { qk::grid_gemv(v, x.data(), y.data(), 1); },
@@ -107,6 +109,6 @@ TEST(PackedGrid, RejectsInconsistentViews) {
 TEST(PackedGrid, CudaKernelsMatchTheCpuKernels) {
     if (qk::cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
 #ifdef QUENCH_HAVE_CUDA
-    for (const PackedCase& c : cases()) expect_cuda_matches_cpu(c, {1, 3, 8}, kGemv);
+    for (const PackedCase& c : grid_cases()) expect_cuda_matches_cpu(c, {1, 3, 8}, kGridGemv);
 #endif
 }

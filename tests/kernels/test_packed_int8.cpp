@@ -32,7 +32,7 @@ namespace {
 // cols not a multiple of 32), every grid kind, 3-bit rows on byte boundaries (the fast 3-bit decoder
 // with blocks of 128), the 8-bit widening path, and a short last group of the row (576 = 4 x 128 + 64,
 // 200 = 3 x 64 + 8, 172 = 5 x 32 + 12: empty blocks in the last group).
-const std::vector<PackedCase>& grid_cases() {
+const std::vector<PackedCase>& int8_grid_cases() {
     static const std::vector<PackedCase> c = make_cases({
         {"rtn:b=4,g=128", 9, 256},       {"rtn:b=4,g=128,sym", 17, 384},  {"rtn:b=2,g=64", 19, 192},
         {"rtn:b=2,g=32,sym", 7, 96},     {"rtn:b=3,g=64", 13, 192},       {"rtn:b=8,g=0", 7, 1001},
@@ -45,7 +45,7 @@ const std::vector<PackedCase>& grid_cases() {
     return c;
 }
 
-const std::vector<PackedCase>& projected_cases() {
+const std::vector<PackedCase>& int8_projected_cases() {
     static const std::vector<PackedCase> c = make_cases({
         {"liftquant:D=16,d=8", 13, 200},  {"liftquant:D=20,d=8,awq", 11, 128}, {"liftquant:D=16,d=10,had=0", 9, 250},
         {"liftquant:D=16,d=8", 4, 4096},  {"lcqat:hessian=0", 24, 256},        {"lcqat:had=0,hessian=0", 7, 44},
@@ -65,7 +65,7 @@ void gemv_int8(const KernelView& v, const float* x, float* y, int64_t batch, con
         v);
 }
 
-std::vector<float> run(const PackedCase& c, const at::Tensor& x, int64_t batch, const qk::CpuOptions& o) {
+std::vector<float> run_int8(const PackedCase& c, const at::Tensor& x, int64_t batch, const qk::CpuOptions& o) {
     std::vector<float> y(batch * c.q.rows, NAN);
     gemv_int8(kernel_view(c.q), x.data_ptr<float>(), y.data(), batch, o);
     return y;
@@ -97,15 +97,15 @@ double bound_ratio(const at::Tensor& W, const at::Tensor& x, int64_t group, int6
 TEST(PackedInt8, Avx2AndScalarAgreeBitForBit) {
     if (!qk::cpu_has_avx2()) GTEST_SKIP() << "no AVX2";
     std::vector<const PackedCase*> all;
-    for (const auto& c : grid_cases()) all.push_back(&c);
-    for (const auto& c : projected_cases()) all.push_back(&c);
+    for (const auto& c : int8_grid_cases()) all.push_back(&c);
+    for (const auto& c : int8_projected_cases()) all.push_back(&c);
     for (const PackedCase* c : all)
         for (int64_t batch = 1; batch <= 8; ++batch) {
             const auto x = random_x(batch, c->q.cols, 70 + batch);
-            const auto want = run(*c, x, batch, {1, qk::CpuPath::Scalar});
+            const auto want = run_int8(*c, x, batch, {1, qk::CpuPath::Scalar});
             for (const qk::CpuOptions o : {qk::CpuOptions{3, qk::CpuPath::Scalar}, qk::CpuOptions{1, qk::CpuPath::Avx2},
                                            qk::CpuOptions{2, qk::CpuPath::Avx2}}) {
-                const auto got = run(*c, x, batch, o);
+                const auto got = run_int8(*c, x, batch, o);
                 EXPECT_EQ(std::memcmp(got.data(), want.data(), got.size() * 4), 0)
                     << c->spec << " [" << c->q.rows << ", " << c->q.cols << "], batch " << batch << ", " << path_name(o);
             }
@@ -113,13 +113,13 @@ TEST(PackedInt8, Avx2AndScalarAgreeBitForBit) {
 }
 
 TEST(PackedInt8, GridsMeetTheActivationRoundingBound) {
-    for (const PackedCase& c : grid_cases()) {
+    for (const PackedCase& c : int8_grid_cases()) {
         const auto v = std::get<qk::GridView>(kernel_view(c.q));
         const int64_t group = v.group, block = qk::int8_block_cols(v);
         for (const auto& o : cpu_paths(2))
             for (int64_t batch : {1, 3, 8}) {
                 const auto x = random_x(batch, c.q.cols, 80 + batch);
-                const auto y = run(c, x, batch, o);
+                const auto y = run_int8(c, x, batch, o);
                 EXPECT_LE(bound_ratio(c.ref, x, group, block, y), 1.0) << c.spec << ", batch " << batch << ", " << path_name(o);
                 // Sanity on the size of that bound for Gaussian x: well under 2e-2 of sum |W x|.
                 EXPECT_LE(gemv_rel_error(c.ref, x, y), 2e-2) << c.spec << ", batch " << batch << ", " << path_name(o);
@@ -128,11 +128,11 @@ TEST(PackedInt8, GridsMeetTheActivationRoundingBound) {
 }
 
 TEST(PackedInt8, LiftQuantAndLatticeStayCloseToTheDenseProduct) {
-    for (const PackedCase& c : projected_cases())
+    for (const PackedCase& c : int8_projected_cases())
         for (const auto& o : cpu_paths(2))
             for (int64_t batch : {1, 2, 8}) {
                 const auto x = random_x(batch, c.q.cols, 90 + batch);
-                EXPECT_LE(gemv_rel_error(c.ref, x, run(c, x, batch, o)), 2e-2)
+                EXPECT_LE(gemv_rel_error(c.ref, x, run_int8(c, x, batch, o)), 2e-2)
                     << c.spec << " [" << c.q.rows << ", " << c.q.cols << "], batch " << batch << ", " << path_name(o);
             }
 }
@@ -145,7 +145,7 @@ TEST(PackedInt8, LosslessActivationsGiveTheExactProduct) {
     ASSERT_TRUE(torch::equal(c.ref, k / 16));
     const auto x = torch::tensor({127.f, -2.f, 3.f, 5.f}).view({1, 4});
     for (const auto& o : cpu_paths(2)) {
-        const auto y = run(c, x, 1, o);
+        const auto y = run_int8(c, x, 1, o);
         EXPECT_EQ(y[0], 906 / 16.f) << path_name(o);   // 889 + 2 + 0 + 15
         EXPECT_EQ(y[1], -873 / 16.f) << path_name(o);  // -889 - 4 + 15 + 5
         EXPECT_EQ(y[2], 455 / 16.f) << path_name(o);   // 508 - 14 - 9 - 30
@@ -153,7 +153,7 @@ TEST(PackedInt8, LosslessActivationsGiveTheExactProduct) {
 }
 
 TEST(PackedInt8, RejectsBadBatches) {
-    const PackedCase& c = grid_cases().front();
+    const PackedCase& c = int8_grid_cases().front();
     std::vector<float> x(9 * c.q.cols), y(9 * c.q.rows);
     const auto v = std::get<qk::GridView>(kernel_view(c.q));
     EXPECT_TRUE(mentions(invalid_argument_of([&] { qk::grid_gemv_int8(v, x.data(), y.data(), 9); }), "batch 9"));

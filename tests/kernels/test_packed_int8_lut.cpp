@@ -102,8 +102,8 @@ void gemv(const qk::QamwView&, const qk::Int8Lut*, const float*, float*, int64_t
     throw std::logic_error("QAM-W has no int8 GEMV");
 }
 
-std::vector<float> run(const KernelView& v, const qk::Int8Lut* lut, const at::Tensor& x, int64_t batch,
-                       const qk::CpuOptions& o) {
+std::vector<float> run_lut(const KernelView& v, const qk::Int8Lut* lut, const at::Tensor& x, int64_t batch,
+                           const qk::CpuOptions& o) {
     std::vector<float> y;
     std::visit(
         [&](const auto& w) {
@@ -164,11 +164,11 @@ TEST(PackedInt8Lut, EqualsTheInt8PathBitForBit) {
         const qk::Int8Lut lut = lut_of(v);
         for (int64_t batch = 1; batch <= 8; ++batch) {
             const auto x = random_x(batch, c.q.cols, 110 + batch);
-            const auto want = run(v, nullptr, x, batch, {1, qk::CpuPath::Scalar});
+            const auto want = run_lut(v, nullptr, x, batch, {1, qk::CpuPath::Scalar});
             std::vector<qk::CpuOptions> paths = {{1, qk::CpuPath::Scalar}, {2, qk::CpuPath::Auto}};
             if (qk::cpu_has_avx2()) paths.insert(paths.end(), {{1, qk::CpuPath::Avx2}, {3, qk::CpuPath::Avx2}});
             for (const qk::CpuOptions& o : paths) {
-                const auto got = run(v, &lut, x, batch, o);
+                const auto got = run_lut(v, &lut, x, batch, o);
                 EXPECT_EQ(std::memcmp(got.data(), want.data(), got.size() * 4), 0)
                     << c.spec << " [" << c.q.rows << ", " << c.q.cols << "], batch " << batch << ", " << path_name(o);
             }
@@ -182,7 +182,7 @@ TEST(PackedInt8Lut, StaysCloseToTheDenseProduct) {
         const qk::Int8Lut lut = lut_of(v);
         for (int64_t batch : {1, 5, 8}) {
             const auto x = random_x(batch, c.q.cols, 120 + batch);
-            EXPECT_LE(gemv_rel_error(c.ref, x, run(v, &lut, x, batch, {2, qk::CpuPath::Auto})), 2e-2)
+            EXPECT_LE(gemv_rel_error(c.ref, x, run_lut(v, &lut, x, batch, {2, qk::CpuPath::Auto})), 2e-2)
                 << c.spec << " [" << c.q.rows << ", " << c.q.cols << "], batch " << batch;
         }
     }
@@ -211,7 +211,7 @@ TEST(PackedInt8Lut, RefusesCodesWithoutATableAndTablesOfAnotherView) {
     }
     // LiftQuant's table does not fit LC-QAT (nor another LiftQuant shape).
     const qk::Int8Lut lift = lut_of(kernel_view(lut_cases()[11].q));
-    const auto& lc = std::get<qk::LatticeView>(kernel_view(lut_cases()[16].q));
+    const qk::LatticeView lc = std::get<qk::LatticeView>(kernel_view(lut_cases()[16].q));
     EXPECT_THROW(qk::lattice_gemv_int8(lc, lift, random_x(1, lc.cols, 2).data_ptr<float>(), y.data(), 1), std::invalid_argument);
     EXPECT_THROW(qk::grid_gemv_int8(std::get<qk::GridView>(a), lut, x.data_ptr<float>(), y.data(), 9), std::invalid_argument);
     // An empty table, and one whose codes were cut short.

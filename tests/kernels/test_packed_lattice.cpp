@@ -20,10 +20,10 @@ namespace qk = quench::kernels;
 
 namespace {
 
-constexpr GemvCheck kGemv{1e-5, 20, 9};
+constexpr GemvCheck kLatticeGemv{1e-5, 20, 9};
 
 // Row blocks of 8, 1, 16 and 4 (the largest power of two <= had dividing rows), column blocks 128 and 32.
-const std::vector<PackedCase>& cases() {
+const std::vector<PackedCase>& lattice_cases() {
     static const std::vector<PackedCase> c = make_cases({
         {"lcqat:hessian=0", 24, 256},        {"lcqat", 13, 128},
         {"lcqat:cb=identity,hessian=0", 48, 256}, {"lcqat:had=32,hessian=0", 20, 96},
@@ -31,13 +31,17 @@ const std::vector<PackedCase>& cases() {
     return c;
 }
 
-std::vector<qk::CpuOptions> paths() { return cpu_paths(2); }
+std::vector<qk::CpuOptions> lattice_paths() { return cpu_paths(2); }
 
 }  // namespace
 
-TEST(PackedLattice, DequantizeMatchesCoreWithinTheSummationBound) { expect_dequant_matches(cases(), paths()); }
+TEST(PackedLattice, DequantizeMatchesCoreWithinTheSummationBound) {
+    expect_dequant_matches(lattice_cases(), lattice_paths());
+}
 
-TEST(PackedLattice, GemvMatchesDenseReference) { expect_gemv_close(cases(), paths(), {1, 3, 8}, kGemv); }
+TEST(PackedLattice, GemvMatchesDenseReference) {
+    expect_gemv_close(lattice_cases(), lattice_paths(), {1, 3, 8}, kLatticeGemv);
+}
 
 TEST(PackedLattice, IdentityCodebookWithoutTransformsIsTheAffineGrid) {
     // cb=identity, had=0: W[o][4j + m] = sv[o] * (s q_m - 1.5 s) * su[4j + m] with s = 1 / sqrt(1.25); by hand
@@ -49,7 +53,7 @@ TEST(PackedLattice, IdentityCodebookWithoutTransformsIsTheAffineGrid) {
     qk::LatticeView v;
     v.rows = 1, v.cols = 4, v.codes = codes, v.A = A, v.b = b, v.su = su, v.sv = sv;
     const float x[4] = {1, 2, 3, 4};
-    for (const auto& o : paths()) {
+    for (const auto& o : lattice_paths()) {
         float w[4], y[1];
         qk::lattice_dequantize_f32(v, w, o);
         EXPECT_EQ(std::vector<float>(w, w + 4), (std::vector<float>{-3, -1, 2, 3})) << "2 * (q - 1.5) * su";
@@ -59,11 +63,11 @@ TEST(PackedLattice, IdentityCodebookWithoutTransformsIsTheAffineGrid) {
 }
 
 TEST(PackedLattice, AgreesWithCoreOnTheRealModelLayers) {
-    expect_agrees_on_real_model({"lcqat:hessian=0"}, paths(), kGemv);
+    expect_agrees_on_real_model({"lcqat:hessian=0"}, lattice_paths(), kLatticeGemv);
 }
 
 TEST(PackedLattice, RejectsInconsistentViews) {
-    const qk::LatticeView good = lattice_view(cases().front().q);  // [24, 256], had 128 / 8
+    const qk::LatticeView good = lattice_view(lattice_cases().front().q);  // [24, 256], had 128 / 8
     std::vector<float> out(good.rows * good.cols);
     expect_rejected(good, [&](const qk::LatticeView& v) { qk::lattice_dequantize_f32(v, out.data()); },
                     {{[](qk::LatticeView& v) { v.cols = 254; }, "needs cols a positive multiple of 4"},
@@ -75,6 +79,6 @@ TEST(PackedLattice, RejectsInconsistentViews) {
 TEST(PackedLattice, CudaKernelsMatchTheCpuKernels) {
     if (qk::cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
 #ifdef QUENCH_HAVE_CUDA
-    for (const PackedCase& c : cases()) expect_cuda_matches_cpu(c, {1, 8}, kGemv);
+    for (const PackedCase& c : lattice_cases()) expect_cuda_matches_cpu(c, {1, 8}, kLatticeGemv);
 #endif
 }

@@ -21,10 +21,10 @@ namespace qk = quench::kernels;
 
 namespace {
 
-constexpr GemvCheck kGemv{1e-5, 50, 3};
+constexpr GemvCheck kLiftGemv{1e-5, 50, 3};
 
 // Hadamard blocks of 8, 32, 2, 128 and 4096 (cols & -cols), no Hadamard, awq, d not a power of two.
-const std::vector<PackedCase>& cases() {
+const std::vector<PackedCase>& lift_cases() {
     static const std::vector<PackedCase> c = make_cases({
         {"liftquant:D=16,d=8", 13, 200},          {"liftquant:D=16,d=8", 7, 96},
         {"liftquant:D=16,d=10", 5, 130},          {"liftquant:D=20,d=8,awq", 11, 128},
@@ -37,13 +37,17 @@ const std::vector<PackedCase>& cases() {
     return c;
 }
 
-std::vector<qk::CpuOptions> paths() { return cpu_paths(2); }
+std::vector<qk::CpuOptions> lift_paths() { return cpu_paths(2); }
 
 }  // namespace
 
-TEST(PackedLiftQuant, DequantizeMatchesCoreWithinTheSummationBound) { expect_dequant_matches(cases(), paths()); }
+TEST(PackedLiftQuant, DequantizeMatchesCoreWithinTheSummationBound) {
+    expect_dequant_matches(lift_cases(), lift_paths());
+}
 
-TEST(PackedLiftQuant, GemvMatchesDenseReference) { expect_gemv_close(cases(), paths(), {1, 2, 5, 8}, kGemv); }
+TEST(PackedLiftQuant, GemvMatchesDenseReference) {
+    expect_gemv_close(lift_cases(), lift_paths(), {1, 2, 5, 8}, kLiftGemv);
+}
 
 TEST(PackedLiftQuant, GemvOfOneChunkIsTheHandComputedSignSum) {
     // One row, one chunk, no transforms: y = scale * sum_k y_k (M^T x)_k, worked out by hand.
@@ -56,7 +60,7 @@ TEST(PackedLiftQuant, GemvOfOneChunkIsTheHandComputedSignSum) {
     const float x[2] = {3.f, -1.f};
     // W = scale * (M y)^T = 2 * (1 - 0.5 - 2, 0.25 - 4 + 1) = (-3, -5.5); W x = -9 + 5.5.
     float w[2], y[1];
-    for (const auto& o : paths()) {
+    for (const auto& o : lift_paths()) {
         qk::lift_dequantize_f32(v, w, o);
         EXPECT_EQ(w[0], -3.f);
         EXPECT_EQ(w[1], -5.5f);
@@ -66,11 +70,11 @@ TEST(PackedLiftQuant, GemvOfOneChunkIsTheHandComputedSignSum) {
 }
 
 TEST(PackedLiftQuant, AgreesWithCoreOnTheRealModelLayers) {
-    expect_agrees_on_real_model({"liftquant:D=16,d=8"}, paths(), kGemv);
+    expect_agrees_on_real_model({"liftquant:D=16,d=8"}, lift_paths(), kLiftGemv);
 }
 
 TEST(PackedLiftQuant, RejectsInconsistentViews) {
-    const qk::LiftView good = lift_view(cases().front().q);
+    const qk::LiftView good = lift_view(lift_cases().front().q);
     std::vector<float> out(good.rows * good.cols), x(good.cols), y(good.rows);
     expect_rejected(good, [&](const qk::LiftView& v) { qk::lift_dequantize_f32(v, out.data()); },
                     {{[](qk::LiftView& v) { v.d = 7; }, "codes hold 650 bytes, 754 needed"},  // 29 chunks of 7, not 25 of 8
@@ -83,6 +87,6 @@ TEST(PackedLiftQuant, RejectsInconsistentViews) {
 TEST(PackedLiftQuant, CudaKernelsMatchTheCpuKernels) {
     if (qk::cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
 #ifdef QUENCH_HAVE_CUDA
-    for (const PackedCase& c : cases()) expect_cuda_matches_cpu(c, {1, 8}, kGemv);
+    for (const PackedCase& c : lift_cases()) expect_cuda_matches_cpu(c, {1, 8}, kLiftGemv);
 #endif
 }

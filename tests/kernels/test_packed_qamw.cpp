@@ -21,10 +21,10 @@ namespace qk = quench::kernels;
 
 namespace {
 
-constexpr GemvCheck kGemv{1e-5, 30, 5};
+constexpr GemvCheck kQamwGemv{1e-5, 30, 5};
 constexpr uint64_t kQuantizeSeedFactor = 7919;  // quantize seeds apart from the calibration seeds
 
-const std::vector<PackedCase>& cases() {
+const std::vector<PackedCase>& qamw_cases() {
     static const std::vector<PackedCase> c = make_cases(
         {{"qamw:k=7", 13, 256},          {"qamw:k=8,signs", 9, 128},       {"qamw:k=6,block=16,act_scale", 11, 48},
          {"qamw:k=5,block=2", 7, 38},    {"qamw:k=8,block=4,signs,act_scale", 5, 12},
@@ -33,7 +33,7 @@ const std::vector<PackedCase>& cases() {
     return c;
 }
 
-std::vector<qk::CpuOptions> paths() { return cpu_paths(2); }
+std::vector<qk::CpuOptions> qamw_paths() { return cpu_paths(2); }
 
 }  // namespace
 
@@ -44,16 +44,16 @@ TEST(PackedQamw, SignsAreCoreRandomSigns) {
     }
 }
 
-TEST(PackedQamw, DequantizeEqualsCoreBitForBit) { expect_dequant_matches(cases(), paths()); }
+TEST(PackedQamw, DequantizeEqualsCoreBitForBit) { expect_dequant_matches(qamw_cases(), qamw_paths()); }
 
-TEST(PackedQamw, GemvMatchesDenseReference) { expect_gemv_close(cases(), paths(), {1, 2, 5, 8}, kGemv); }
+TEST(PackedQamw, GemvMatchesDenseReference) { expect_gemv_close(qamw_cases(), qamw_paths(), {1, 2, 5, 8}, kQamwGemv); }
 
 TEST(PackedQamw, AgreesWithCoreOnTheRealModelLayers) {
-    expect_agrees_on_real_model({"qamw:k=8,block=128"}, paths(), kGemv, kQuantizeSeedFactor);
+    expect_agrees_on_real_model({"qamw:k=8,block=128"}, qamw_paths(), kQamwGemv, kQuantizeSeedFactor);
 }
 
 TEST(PackedQamw, RejectsInconsistentViews) {
-    const qk::QamwView good = qamw_view(cases().front().q);  // k=7, block 128, [13, 256]
+    const qk::QamwView good = qamw_view(qamw_cases().front().q);  // k=7, block 128, [13, 256]
     std::vector<float> out(good.rows * good.cols);
     expect_rejected(good, [&](const qk::QamwView& v) { qk::qamw_dequantize_f32(v, out.data()); },
                     {{[](qk::QamwView& v) { v.block = 96; }, "block 96 is not a power of two dividing cols 256"},
@@ -65,6 +65,6 @@ TEST(PackedQamw, RejectsInconsistentViews) {
 TEST(PackedQamw, CudaKernelsMatchTheCpuKernels) {
     if (qk::cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
 #ifdef QUENCH_HAVE_CUDA
-    for (const PackedCase& c : cases()) expect_cuda_matches_cpu(c, {1, 8}, kGemv);
+    for (const PackedCase& c : qamw_cases()) expect_cuda_matches_cpu(c, {1, 8}, kQamwGemv);
 #endif
 }

@@ -7,6 +7,9 @@ namespace quench::test {
 
 inline std::string shared_data(const std::string& rel) { return std::string(QUENCH_SHARED_DATA) + "/" + rel; }
 inline std::string real_model_dir() { return shared_data("tinystories-656k"); }
+// The TinyStories validation text in two parts: one to calibrate or train on, one to evaluate on.
+inline std::string train_text() { return shared_data("tinystories-valid/tinystories_val.train.txt"); }
+inline std::string eval_text() { return shared_data("tinystories-valid/tinystories_val.eval.txt"); }
 
 // A fresh empty directory under the system temp dir, removed when the object dies.
 class ScratchDir {

@@ -64,11 +64,11 @@ WeightHistogram::WeightHistogram(QWidget* parent) : QWidget(parent) {
     rebuild();
 }
 
-void WeightHistogram::setWeights(const float* data, std::size_t n, int bins) {
+void WeightHistogram::setWeights(const float* w, std::size_t n, int bins) {
     n_ = 0;
     wmin_ = 1e300, wmax_ = -1e300;
     for (std::size_t i = 0; i < n; ++i)
-        if (std::isfinite(data[i])) wmin_ = std::min(wmin_, double(data[i])), wmax_ = std::max(wmax_, double(data[i])), ++n_;
+        if (std::isfinite(w[i])) wmin_ = std::min(wmin_, double(w[i])), wmax_ = std::max(wmax_, double(w[i])), ++n_;
     if (n_ == 0) wmin_ = wmax_ = 0;
     if (bins <= 0) bins = std::clamp(int(std::sqrt(double(n_))), 10, 200);
     lo_ = wmin_;
@@ -76,8 +76,8 @@ void WeightHistogram::setWeights(const float* data, std::size_t n, int bins) {
     width_ = span / bins;
     counts_.assign(n_ ? size_t(bins) : 0, 0);
     for (std::size_t i = 0; i < n && n_; ++i) {
-        if (!std::isfinite(data[i])) continue;
-        const int b = std::min(bins - 1, int((double(data[i]) - lo_) / width_));
+        if (!std::isfinite(w[i])) continue;
+        const int b = std::min(bins - 1, int((double(w[i]) - lo_) / width_));
         ++counts_[size_t(std::max(0, b))];
     }
     rebuild();

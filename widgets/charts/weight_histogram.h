@@ -20,7 +20,7 @@ public:
     explicit WeightHistogram(QWidget* parent = nullptr);
 
     // bins = 0: sqrt(n) clamped to [10, 200]. Non-finite weights are skipped. n = 0 shows "no data".
-    void setWeights(const float* data, std::size_t n, int bins = 0);
+    void setWeights(const float* w, std::size_t n, int bins = 0);
     void setWeights(const std::vector<float>& w, int bins = 0) { setWeights(w.data(), w.size(), bins); }
     // Level values (any order, duplicates dropped); the x range widens to include them.
     void setLevels(std::vector<double> levels);

@@ -69,6 +69,12 @@ inline std::vector<int64_t> budgets(const AllocationProblem& p, uint64_t seed, i
     return out;
 }
 
+// A budget of exactly b bits (b / 8 bytes is exact in a double, and so is its product by 8).
+inline Budget bits_budget(int64_t b) { return Budget::bytes(static_cast<double>(b) / 8.0); }
+
+// Tolerance for comparing a solver's total cost with a reference's.
+inline double tol(double ref) { return 1e-12 * (1.0 + std::abs(ref)); }
+
 inline int64_t cand_bits(const AllocLayer& L, const AllocCandidate& c) {
     return std::llround(static_cast<double>(L.weights) * c.bits_per_weight + c.extra_bits);
 }

@@ -16,11 +16,6 @@ using quench::test::error_of;
 
 namespace {
 
-// A budget of exactly b bits (b / 8 bytes is exact in a double, and so is its product by 8).
-Budget bits_budget(int64_t b) { return Budget::bytes(static_cast<double>(b) / 8.0); }
-
-double tol(double ref) { return 1e-12 * (1.0 + std::abs(ref)); }
-
 // The result says what it chose, and its numbers add up, from the spec's own candidates.
 void expect_consistent(const AllocationSpec& s, const Allocation& a) {
     ASSERT_EQ(a.layers.size(), s.layers.size());

@@ -17,9 +17,6 @@ using quench::test::error_of;
 
 namespace {
 
-Budget bits_budget(int64_t b) { return Budget::bytes(static_cast<double>(b) / 8.0); }
-double tol(double ref) { return 1e-12 * (1.0 + std::abs(ref)); }
-
 // Pool settings 2 and 3 (2.375 and 2.5 bits) become "lifted" settings that need a shared part of their own,
 // priced like a d x D fp16 matrix, and get cheaper per layer to make them worth it.
 AllocationSpec with_shared_parts(AllocationSpec s, uint64_t seed) {
@@ -117,7 +114,7 @@ void expect_shared_consistent(const AllocationSpec& s, const Allocation& a) {
     EXPECT_GE(a.gap, 0.0);
 }
 
-GenOptions small(uint64_t seed) {
+GenOptions small_shared(uint64_t seed) {
     GenOptions g;
     g.layers = 1 + static_cast<int>(seed % 6);
     g.candidates = 2 + static_cast<int>(seed % 4);
@@ -129,7 +126,7 @@ GenOptions small(uint64_t seed) {
 TEST(AllocationShared, ExactSolverEqualsBruteForceWithPartsPaidOnce) {
     int with_parts = 0;
     for (uint64_t seed = 1; seed <= 160; ++seed) {
-        const auto spec = with_shared_parts(random_spec(seed, small(seed)), seed);
+        const auto spec = with_shared_parts(random_spec(seed, small_shared(seed)), seed);
         const AllocationProblem p(spec);
         for (int64_t b : budgets(p, seed * 7, 6)) {
             const auto ref = brute_force_shared(spec, b);
@@ -146,7 +143,7 @@ TEST(AllocationShared, ExactSolverEqualsBruteForceWithPartsPaidOnce) {
 
 TEST(AllocationShared, LagrangianIsWithinItsBoundOfBruteForce) {
     for (uint64_t seed = 1; seed <= 160; ++seed) {
-        const auto spec = with_shared_parts(random_spec(seed, small(seed)), seed);
+        const auto spec = with_shared_parts(random_spec(seed, small_shared(seed)), seed);
         const AllocationProblem p(spec);
         for (int64_t b : budgets(p, seed * 13, 6)) {
             const auto ref = brute_force_shared(spec, b);
@@ -216,7 +213,7 @@ TEST(AllocationShared, ALiftedSettingIsAffordableWhenItsMatrixIsPaidOnce) {
 }
 
 TEST(AllocationShared, RoundTripsThroughJson) {
-    auto spec = with_shared_parts(random_spec(7, small(7)), 7);
+    auto spec = with_shared_parts(random_spec(7, small_shared(7)), 7);
     const AllocationProblem p(spec);
     const AllocationProblem back = problem_from_json(problem_to_json(p));
     for (size_t l = 0; l < spec.layers.size(); ++l)

@@ -19,15 +19,15 @@ using namespace quench;
 
 namespace {
 
-struct Fixture {
+struct EvalFixture {
     std::unique_ptr<LlamaModel> model = load_model(test::real_model_dir());
     std::unique_ptr<Tokenizer> tok = load_tokenizer(test::real_model_dir());
     std::vector<int32_t> tokens =
         tokenize_text_file(*tok, test::shared_data("tinystories-valid/tinystories_val.eval.txt"), true, 2000);
 };
 
-Fixture& fx() {
-    static Fixture f;
+EvalFixture& eval_fx() {
+    static EvalFixture f;
     return f;
 }
 
@@ -43,7 +43,7 @@ std::vector<double> direct_nll(const LlamaModel& m, const std::vector<int32_t>& 
 }  // namespace
 
 TEST(ModelEval, PerplexityEqualsDirectComputation) {
-    auto& f = fx();
+    auto& f = eval_fx();
     std::vector<int32_t> head(f.tokens.begin(), f.tokens.begin() + 300);
     EvalOptions o;
     o.ctx = 100;
@@ -62,7 +62,7 @@ TEST(ModelEval, PerplexityEqualsDirectComputation) {
 }
 
 TEST(ModelEval, BatchSizeAndBosModeDoNotChangeMeaning) {
-    auto& f = fx();
+    auto& f = eval_fx();
     EvalOptions a;
     a.ctx = 128;
     a.batch = 1;
@@ -80,7 +80,7 @@ TEST(ModelEval, BatchSizeAndBosModeDoNotChangeMeaning) {
 }
 
 TEST(ModelEval, KlOfAModelAgainstItselfIsZero) {
-    auto& f = fx();
+    auto& f = eval_fx();
     EvalOptions o;
     o.ctx = 256;
     auto r = evaluate_kl({f.model.get()}, {f.model.get()}, f.tokens, o, f.tok->bos_id());
@@ -93,7 +93,7 @@ TEST(ModelEval, KlOfAModelAgainstItselfIsZero) {
 }
 
 TEST(ModelEval, KlOfPerturbedLayerMatchesDirectComputation) {
-    auto& f = fx();
+    auto& f = eval_fx();
     auto& m = *f.model;
     const std::size_t l = *m.layers().index_of("model.layers.1.mlp.up_proj");
     auto w = m.original_weight(l);
@@ -123,7 +123,7 @@ TEST(ModelEval, KlOfPerturbedLayerMatchesDirectComputation) {
 }
 
 TEST(ModelEval, CancellationStopsTheJob) {
-    auto& f = fx();
+    auto& f = eval_fx();
     CancelFlagProgress p;
     p.cancel();
     EvalOptions o;
@@ -132,7 +132,7 @@ TEST(ModelEval, CancellationStopsTheJob) {
 }
 
 TEST(LayerCapture, HessianEqualsInputsGramMatrix) {
-    auto& f = fx();
+    auto& f = eval_fx();
     auto& m = *f.model;
     const std::size_t q = *m.layers().index_of("model.layers.0.self_attn.q_proj");
     const std::size_t down = *m.layers().index_of("model.layers.1.mlp.down_proj");

@@ -7,30 +7,16 @@
 
 #include <csignal>
 #include <filesystem>
-#include <fstream>
 
 #include "common/atomic_file.h"
 #include "common/error.h"
+#include "support/files.h"
 #include "support/test_paths.h"
 
 using namespace quench;
+using quench::test::entries;
+using quench::test::read_bytes;
 using quench::test::ScratchDir;
-
-namespace {
-
-std::string read_bytes(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-std::vector<std::string> entries(const ScratchDir& dir) {
-    std::vector<std::string> names;
-    for (const auto& e : std::filesystem::directory_iterator(dir.path())) names.push_back(e.path().filename().string());
-    std::sort(names.begin(), names.end());
-    return names;
-}
-
-}  // namespace
 
 TEST(AtomicFile, CommitPublishesAndLeavesNoTemp) {
     ScratchDir dir;
@@ -39,12 +25,12 @@ TEST(AtomicFile, CommitPublishesAndLeavesNoTemp) {
     f.write("hello ", 6);
     f.write("world", 5);
     // Before commit only the hidden temporary exists.
-    const auto during = entries(dir);
+    const auto during = entries(dir.path());
     ASSERT_EQ(during.size(), 1u);
     EXPECT_EQ(during[0].rfind(".out.bin.tmp-", 0), 0u) << during[0];
     f.commit();
     EXPECT_EQ(read_bytes(path), "hello world");
-    EXPECT_EQ(entries(dir), (std::vector<std::string>{"out.bin"}));
+    EXPECT_EQ(entries(dir.path()), (std::vector<std::string>{"out.bin"}));
     struct stat st {};
     ASSERT_EQ(::stat(path.c_str(), &st), 0);
     EXPECT_EQ(st.st_mode & 0777, 0644u);  // not mkstemp's 0600
@@ -56,7 +42,7 @@ TEST(AtomicFile, DestructorWithoutCommitRemovesTemp) {
         AtomicFile f(dir.file("out.bin"));
         f.write("partial", 7);
     }
-    EXPECT_TRUE(entries(dir).empty());
+    EXPECT_TRUE(entries(dir.path()).empty());
 }
 
 TEST(AtomicFile, ReplacesExistingFileOnlyOnCommit) {
@@ -111,7 +97,7 @@ TEST(AtomicFile, FailedWriteLeavesNoFileUnderFinalName) {
     EXPECT_EQ(WEXITSTATUS(status), 0) << "child: a write did not fail naming the path, or commit() was allowed";
     EXPECT_FALSE(std::filesystem::exists(fresh));
     EXPECT_EQ(read_bytes(existing), "keep me");
-    EXPECT_EQ(entries(dir), (std::vector<std::string>{"existing.bin"}));  // temporaries were removed
+    EXPECT_EQ(entries(dir.path()), (std::vector<std::string>{"existing.bin"}));  // temporaries were removed
 }
 
 TEST(AtomicFile, CommitTwiceIsRefused) {
@@ -120,7 +106,7 @@ TEST(AtomicFile, CommitTwiceIsRefused) {
     f.commit();
     EXPECT_THROW(f.commit(), Error);
     EXPECT_THROW(f.write("x", 1), Error);
-    EXPECT_EQ(entries(dir), (std::vector<std::string>{"out.bin"}));
+    EXPECT_EQ(entries(dir.path()), (std::vector<std::string>{"out.bin"}));
 }
 
 TEST(AtomicFile, MissingDirectoryNamesPath) {

@@ -30,32 +30,19 @@
 #include "model/rope.h"
 #include "model/synthetic.h"
 #include "support/errors.h"
+#include "support/files.h"
 #include "support/test_paths.h"
 #include "support/tiny_model.h"
 
 using namespace quench;
+using quench::test::entries;
 using quench::test::error_of;
+using quench::test::read_bytes;
 using quench::test::ScratchDir;
+using quench::test::write_bytes;
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string read_bytes(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-void write_bytes(const std::string& path, const std::string& bytes) {
-    std::ofstream out(path, std::ios::binary);
-    out.write(bytes.data(), std::streamsize(bytes.size()));
-}
-
-std::vector<std::string> entries(const fs::path& dir) {
-    std::vector<std::string> names;
-    for (const auto& e : fs::directory_iterator(dir)) names.push_back(e.path().filename().string());
-    std::sort(names.begin(), names.end());
-    return names;
-}
 
 GgufWriter::Producer bytes_of(std::vector<uint8_t> b) {
     return [b = std::move(b)](const GgufWriter::ChunkSink& sink) { sink(b.data(), b.size()); };
@@ -159,9 +146,9 @@ std::string write_k_checkpoint(const ScratchDir& dir) {
 }
 
 // Cancels the job once it has reported progress at or past `at`.
-class CancelAt : public ProgressSink {
+class CancelAtFraction : public ProgressSink {
 public:
-    explicit CancelAt(double at) : at_(at) {}
+    explicit CancelAtFraction(double at) : at_(at) {}
     void report(double fraction, const std::string&) override {
         if (fraction >= at_) hit_ = true;
     }
@@ -947,7 +934,7 @@ TEST(GgufExport, ReadOnlyDirectoryNamesThePath) {
 TEST(GgufExport, CancellationStopsAndLeavesNoFile) {
     ScratchDir dir;
     const auto model = load_model(quench::test::real_model_dir());
-    CancelAt sink(0.3);
+    CancelAtFraction sink(0.3);
     GgufExportOptions opt;
     opt.default_type = GgmlType::Q8_0;
     EXPECT_THROW(export_gguf(*model, dir.file("c.gguf"), opt, &sink), Cancelled);

@@ -9,7 +9,6 @@
 
 #include <csignal>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "analysis/model_eval.h"
@@ -24,11 +23,14 @@
 #include "model/tokenizer.h"
 #include "jobs/model_quantizer.h"
 #include "support/errors.h"
+#include "support/files.h"
 #include "support/test_paths.h"
 
 using namespace quench;
 using nlohmann::json;
+using quench::test::contains_all;
 using quench::test::error_of;
+using quench::test::read_bytes;
 using quench::test::ScratchDir;
 namespace fs = std::filesystem;
 
@@ -46,17 +48,6 @@ double perplexity(const LlamaModel& m) {
     EvalOptions o;
     o.ctx = 256;
     return evaluate_perplexity({&m}, eval_tokens(), o, 1).perplexity;
-}
-
-std::string read_bytes(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-bool contains_all(const std::string& msg, const std::vector<std::string>& parts) {
-    for (const auto& p : parts)
-        if (msg.find(p) == std::string::npos) return false;
-    return true;
 }
 
 // The real model with every block's linear layers quantized to 3 bits (so rounding meets real

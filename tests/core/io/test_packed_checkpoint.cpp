@@ -11,7 +11,6 @@
 
 #include <csignal>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
 
@@ -32,17 +31,24 @@
 #include "quant/codec_registry.h"
 #include "jobs/model_quantizer.h"
 #include "support/errors.h"
+#include "support/files.h"
+#include "support/progress.h"
 #include "support/test_paths.h"
 
 using namespace quench;
 using nlohmann::json;
+using quench::test::CancelAfter;
+using quench::test::contains_all;
+using quench::test::entries;
 using quench::test::error_of;
+using quench::test::read_bytes;
 using quench::test::ScratchDir;
+using quench::test::write_bytes;
 namespace fs = std::filesystem;
 
 namespace {
 
-struct Data {
+struct PackedData {
     std::unique_ptr<Tokenizer> tok = load_tokenizer(test::real_model_dir());
     std::vector<int32_t> calib =
         tokenize_text_file(*tok, test::shared_data("tinystories-valid/tinystories_val.train.txt"), true, 2048);
@@ -50,8 +56,8 @@ struct Data {
         tokenize_text_file(*tok, test::shared_data("tinystories-valid/tinystories_val.eval.txt"), true, 2048);
 };
 
-const Data& data() {
-    static Data d;
+const PackedData& packed_data() {
+    static PackedData d;
     return d;
 }
 
@@ -62,26 +68,10 @@ QuantizeOptions quant_options() {
     return o;
 }
 
-double perplexity(const LlamaModel& m) {
+double eval_perplexity(const LlamaModel& m) {
     EvalOptions o;
     o.ctx = 256;
-    return evaluate_perplexity({&m}, data().eval, o, data().tok->bos_id()).perplexity;
-}
-
-bool contains_all(const std::string& msg, const std::vector<std::string>& parts) {
-    for (const auto& p : parts)
-        if (msg.find(p) == std::string::npos) return false;
-    return true;
-}
-
-std::string read_bytes(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-void write_bytes(const std::string& path, const std::string& bytes) {
-    std::ofstream out(path, std::ios::binary | std::ios::trunc);
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    return evaluate_perplexity({&m}, packed_data().eval, o, packed_data().tok->bos_id()).perplexity;
 }
 
 // Rewrites a safetensors header in place (data section untouched: offsets are relative to it).
@@ -119,13 +109,6 @@ std::vector<std::size_t> indices(const LlamaModel& m, const std::vector<std::str
     return out;
 }
 
-std::vector<std::string> entries(const fs::path& dir) {
-    std::vector<std::string> names;
-    for (const auto& e : fs::directory_iterator(dir)) names.push_back(e.path().filename().string());
-    std::sort(names.begin(), names.end());
-    return names;
-}
-
 // Every registry weight of `loaded` equals `ref`'s current weight exactly, every other tensor the model
 // reads equals the source checkpoint's, and the perplexity is the same.
 void expect_same_model(const LlamaModel& loaded, const LlamaModel& ref) {
@@ -137,7 +120,7 @@ void expect_same_model(const LlamaModel& loaded, const LlamaModel& ref) {
             EXPECT_TRUE(torch::equal(loaded.checkpoint().tensor_f32(n), ref.checkpoint().tensor_f32(n))) << n;
         }
     }
-    const double p_ref = perplexity(ref), p_loaded = perplexity(loaded);
+    const double p_ref = eval_perplexity(ref), p_loaded = eval_perplexity(loaded);
     EXPECT_NEAR(p_loaded, p_ref, 1e-6 * p_ref);
 }
 
@@ -168,16 +151,17 @@ std::vector<std::string> all_examples() {
 const std::vector<std::string> kRealLayers = {"model.layers.0.self_attn.q_proj", "model.layers.0.self_attn.k_proj",
                                               "model.layers.1.mlp.down_proj"};
 
-class EveryCodecExample : public ::testing::TestWithParam<std::string> {};
-
 }  // namespace
+
+class EveryCodecExample : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(EveryCodecExample, RoundTripIsBitExactWithTheSamePerplexity) {
     const CodecSpec spec = CodecSpec::parse(GetParam());
     ScratchDir dir;
     auto m = load_model(test::real_model_dir());
     const auto layers = indices(*m, kRealLayers);
-    const QuantizeResult r = quantize_model_layers(*m, uniform_plan(layers, spec), data().calib, quant_options());
+    const QuantizeResult r = quantize_model_layers(*m, uniform_plan(layers, spec), packed_data().calib,
+                                                   quant_options());
     const std::string out = dir.file("packed");
     const PackedWriteReport rep = write_packed_checkpoint(*m, r.tensors, out);
     EXPECT_EQ(rep.quantized_tensors, 3);
@@ -196,8 +180,8 @@ TEST_P(EveryCodecExample, RoundTripIsBitExactWithTheSamePerplexity) {
 }
 
 INSTANTIATE_TEST_SUITE_P(PackedCheckpoint, EveryCodecExample, ::testing::ValuesIn(all_examples()),
-                         [](const ::testing::TestParamInfo<std::string>& info) {
-                             std::string s = info.param;
+                         [](const ::testing::TestParamInfo<std::string>& example) {
+                             std::string s = example.param;
                              for (char& c : s)
                                  if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
                              return s;
@@ -216,7 +200,7 @@ TEST(PackedCheckpoint, MixedCodecsSharedTablesAndTiedHead) {
     add("model.layers.1.mlp.down_proj", "qamw:k=7");
     add("model.layers.1.self_attn.v_proj", "qamw:k=7");
     add("lm_head", "rtn:b=8,g=32");
-    const QuantizeResult r = quantize_model_layers(*m, plan, data().calib, quant_options());
+    const QuantizeResult r = quantize_model_layers(*m, plan, packed_data().calib, quant_options());
     ScratchDir dir;
     const std::string out = dir.file("mixed");
     const PackedWriteReport rep = write_packed_checkpoint(*m, r.tensors, out);
@@ -540,17 +524,6 @@ std::string child_error(const std::function<void()>& fn, const std::vector<std::
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return "child died (status " + std::to_string(status) + ")";
     return msg;
 }
-
-// Cancels at the n-th report or check after construction.
-class CancelAfter : public ProgressSink {
-public:
-    explicit CancelAfter(int n) : left_(n) {}
-    void report(double, const std::string&) override { --left_; }
-    bool cancelled() const override { return left_ <= 0; }
-
-private:
-    int left_;
-};
 
 }  // namespace
 

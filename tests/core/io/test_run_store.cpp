@@ -24,16 +24,18 @@
 #include "io/run_store.h"
 #include "io/sha256.h"
 #include "support/errors.h"
+#include "support/files.h"
 #include "support/test_paths.h"
 
 using namespace quench;
+using quench::test::contains;
+using quench::test::entries;
 using quench::test::error_of;
+using quench::test::read_bytes;
 using quench::test::ScratchDir;
 namespace fs = std::filesystem;
 
 namespace {
-
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 RunInfo test_info(const std::string& kind = "quantize") {
     RunInfo i;
@@ -85,13 +87,6 @@ const RunSummary& summary(const std::vector<RunSummary>& runs, const std::string
     throw std::runtime_error("no summary for " + id);
 }
 
-std::vector<std::string> entries(const fs::path& dir) {
-    std::vector<std::string> names;
-    for (const auto& e : fs::directory_iterator(dir)) names.push_back(e.path().filename().string());
-    std::sort(names.begin(), names.end());
-    return names;
-}
-
 std::string shell(const std::string& cmd) {
     std::string out;
     FILE* p = ::popen(cmd.c_str(), "r");
@@ -141,11 +136,6 @@ void limit_file_size(rlim_t bytes) {
     std::signal(SIGXFSZ, SIG_IGN);  // get EFBIG instead of being killed
     const rlimit lim{bytes, bytes};
     ::setrlimit(RLIMIT_FSIZE, &lim);
-}
-
-std::string read_bytes(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
 }  // namespace

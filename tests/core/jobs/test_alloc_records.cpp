@@ -48,7 +48,7 @@ Measurements sample_measurements() {
 }
 
 // fn throws a quench::Error whose message holds every one of parts.
-void expect_error(const std::function<void()>& fn, const std::vector<std::string>& parts) {
+void expect_records_error(const std::function<void()>& fn, const std::vector<std::string>& parts) {
     const std::string msg = test::error_of(fn);
     ASSERT_FALSE(msg.empty()) << "no error";
     for (const auto& p : parts) EXPECT_NE(msg.find(p), std::string::npos) << "'" << p << "' not in: " << msg;
@@ -128,14 +128,15 @@ TEST(AllocRecords, RunReferencesAreCheckedForKindAndStatus) {
     EXPECT_TRUE(is_run_ref(path));
     EXPECT_TRUE(is_run_ref(path + ":run-0001"));
     EXPECT_FALSE(is_run_ref(dir.file("m.json")));
-    expect_error([&] { read_run_ref(path, "sensitivity"); }, {"study.h5", "no complete sensitivity run"});
-    expect_error([&] { read_run_ref(path + ":run-0001", "allocate"); }, {"run-0001", "kind 'quantize', expected 'allocate'"});
-    expect_error([&] { read_run_ref(path + ":run-0009", "allocate"); }, {"run-0009"});
+    expect_records_error([&] { read_run_ref(path, "sensitivity"); }, {"study.h5", "no complete sensitivity run"});
+    expect_records_error([&] { read_run_ref(path + ":run-0001", "allocate"); },
+                         {"run-0001", "kind 'quantize', expected 'allocate'"});
+    expect_records_error([&] { read_run_ref(path + ":run-0009", "allocate"); }, {"run-0009"});
     {
         auto run = RunStore::create_or_open(path).begin_run(current_run_info("allocate", "test"));
         run.fail("disk full");
     }
-    expect_error([&] { read_run_ref(path + ":run-0002", "allocate"); }, {"run-0002", "failed"});
+    expect_records_error([&] { read_run_ref(path + ":run-0002", "allocate"); }, {"run-0002", "failed"});
     // A run that claims to be an allocation but lacks the table's attributes.
     {
         auto run = RunStore::create_or_open(path).begin_run(current_run_info("allocate", "test"));
@@ -144,5 +145,6 @@ TEST(AllocRecords, RunReferencesAreCheckedForKindAndStatus) {
         run.write_table("allocation", t);
         run.finish();
     }
-    expect_error([&] { read_allocation(read_run_ref(path, "allocate")); }, {"run-0003", "allocation", "solver"});
+    expect_records_error([&] { read_allocation(read_run_ref(path, "allocate")); },
+                         {"run-0003", "allocation", "solver"});
 }

@@ -15,15 +15,17 @@
 #include "model/llama_model.h"
 #include "model/tokenizer.h"
 #include "support/errors.h"
+#include "support/progress.h"
 #include "support/test_paths.h"
 
 using namespace quench;
+using quench::test::CancelAfter;
 
 namespace {
 
 const char* kCands = "rtn:b=2,g=64;rtn:b=3,g=64;rtn:b=4,g=64";
 
-struct Fixture {
+struct SweepFixture {
     std::unique_ptr<LlamaModel> model = load_model(test::real_model_dir());
     std::unique_ptr<Tokenizer> tok = load_tokenizer(test::real_model_dir());
     std::vector<int32_t> train =
@@ -31,7 +33,7 @@ struct Fixture {
     std::vector<int32_t> eval =
         tokenize_text_file(*tok, test::shared_data("tinystories-valid/tinystories_val.eval.txt"), true, 1024);
     Measurements m;
-    Fixture() {
+    SweepFixture() {
         SensitivityOptions o;
         o.ctx = 128;
         o.sample_rows = 128;
@@ -51,25 +53,15 @@ struct Fixture {
     }
 };
 
-Fixture& fx() {
-    static Fixture f;
+SweepFixture& sweep_fx() {
+    static SweepFixture f;
     return f;
 }
-
-class CancelAfter : public ProgressSink {
-public:
-    explicit CancelAfter(int n) : n_(n) {}
-    void report(double, const std::string&) override { ++seen_; }
-    bool cancelled() const override { return seen_ >= n_; }
-
-private:
-    int n_, seen_ = 0;
-};
 
 }  // namespace
 
 TEST(AllocationSweep, EntriesMeetBudgetsAndPredictionsAddUp) {
-    auto& f = fx();
+    auto& f = sweep_fx();
     const AllocationProblem problem(to_allocation_spec(f.m, CostSource::Kl));
     const auto uniform = parse_candidate_list("rtn:b=2,g=64;rtn:b=4,g=64");
     const AllocationSweep s = sweep_allocations(*f.model, problem, {2.7, 3.6}, uniform, f.train, f.eval,
@@ -103,7 +95,7 @@ TEST(AllocationSweep, EntriesMeetBudgetsAndPredictionsAddUp) {
 }
 
 TEST(AllocationSweep, BadBudgetsAndCancellationLeaveTheModelAtFullPrecision) {
-    auto& f = fx();
+    auto& f = sweep_fx();
     const AllocationProblem problem(to_allocation_spec(f.m, CostSource::Kl));
     const std::string msg = test::error_of(
         [&] { sweep_allocations(*f.model, problem, {1.5}, {}, f.train, f.eval, f.tok->bos_id(), f.options()); });

@@ -21,7 +21,7 @@ using namespace quench;
 
 namespace {
 
-struct Data {
+struct QuantizerData {
     std::unique_ptr<Tokenizer> tok = load_tokenizer(test::real_model_dir());
     std::vector<int32_t> calib =
         tokenize_text_file(*tok, test::shared_data("tinystories-valid/tinystories_val.train.txt"), true, 4096);
@@ -29,15 +29,17 @@ struct Data {
         tokenize_text_file(*tok, test::shared_data("tinystories-valid/tinystories_val.eval.txt"), true, 4096);
 };
 
-const Data& data() {
-    static Data d;
+const QuantizerData& quantizer_data() {
+    static QuantizerData d;
     return d;
 }
 
 double mean_kl(LlamaModel& m) {
     EvalOptions o;
     o.ctx = 256;
-    return evaluate_kl({&m, LlamaModel::Weights::Original}, {&m}, data().eval, o, data().tok->bos_id()).kl_mean;
+    return evaluate_kl({&m, LlamaModel::Weights::Original}, {&m}, quantizer_data().eval, o,
+                       quantizer_data().tok->bos_id())
+        .kl_mean;
 }
 
 QuantizeOptions options() {
@@ -64,7 +66,8 @@ TEST(LayerMetrics, KnownValues) {
 TEST(ModelQuantizer, MoreBitsLowerKlAndMetricsMatchTheWeights) {
     auto m = load_model(test::real_model_dir());
     const auto layers = m->layers().select_glob("model.layers.*");
-    auto r8 = quantize_model_layers(*m, uniform_plan(layers, CodecSpec::parse("rtn:b=8,g=32,sym")), data().calib, options());
+    auto r8 = quantize_model_layers(*m, uniform_plan(layers, CodecSpec::parse("rtn:b=8,g=32,sym")),
+                                    quantizer_data().calib, options());
     ASSERT_EQ(r8.layers.size(), layers.size());
     for (const auto& lr : r8.layers) {
         EXPECT_TRUE(m->is_replaced(lr.layer));
@@ -75,7 +78,8 @@ TEST(ModelQuantizer, MoreBitsLowerKlAndMetricsMatchTheWeights) {
     }
     const double kl8 = mean_kl(*m);
     m->restore_all();
-    auto r3 = quantize_model_layers(*m, uniform_plan(layers, CodecSpec::parse("rtn:b=3,g=32")), data().calib, options());
+    auto r3 = quantize_model_layers(*m, uniform_plan(layers, CodecSpec::parse("rtn:b=3,g=32")), quantizer_data().calib,
+                                    options());
     const double kl3 = mean_kl(*m);
     m->restore_all();
     EXPECT_LT(kl8, 1e-3);
@@ -93,7 +97,7 @@ TEST(ModelQuantizer, PlanEstimateCountsSharedPartsOnceLikeTheRun) {
     for (const char* spec : {"liftquant:D=20,d=8,had", "qamw:k=8", "rtn:b=3,g=32"}) {
         const auto plan = uniform_plan(layers, CodecSpec::parse(spec));
         const PlanBits est = estimate_plan_bits(m->layers(), plan);
-        const auto r = quantize_model_layers(*m, plan, data().calib, options());
+        const auto r = quantize_model_layers(*m, plan, quantizer_data().calib, options());
         m->restore_all();
         int64_t weights = 0;
         for (std::size_t l : layers) weights += m->layers().at(l).params();
@@ -112,9 +116,11 @@ TEST(ModelQuantizer, SmallStatsBudgetGivesTheSameResultInSeveralPasses) {
     auto b = load_model(test::real_model_dir());
     const auto layers = a->layers().select_glob("model.layers.0.*");
     auto opt = options();
-    auto ra = quantize_model_layers(*a, uniform_plan(layers, CodecSpec::parse("rtn:b=4,g=32")), data().calib, opt);
+    auto ra = quantize_model_layers(*a, uniform_plan(layers, CodecSpec::parse("rtn:b=4,g=32")), quantizer_data().calib,
+                                    opt);
     opt.max_stats_bytes = 1;  // one layer per capture pass
-    auto rb = quantize_model_layers(*b, uniform_plan(layers, CodecSpec::parse("rtn:b=4,g=32")), data().calib, opt);
+    auto rb = quantize_model_layers(*b, uniform_plan(layers, CodecSpec::parse("rtn:b=4,g=32")), quantizer_data().calib,
+                                    opt);
     for (std::size_t i = 0; i < layers.size(); ++i) EXPECT_TRUE(torch::equal(a->weight(layers[i]), b->weight(layers[i])));
     EXPECT_EQ(ra.layers.size(), rb.layers.size());
 }
@@ -124,7 +130,7 @@ TEST(ModelQuantizer, MisuseAndCancellation) {
     const auto l = m->layers().select_glob("model.layers.0.mlp.up_proj");
     // The same layer planned twice.
     EXPECT_THROW(quantize_model_layers(*m, {{l[0], CodecSpec::parse("rtn:b=4")}, {l[0], CodecSpec::parse("rtn:b=3")}},
-                                       data().calib, options()),
+                                       quantizer_data().calib, options()),
                  Error);
     // GPTQ needs calibration text.
     EXPECT_THROW(quantize_model_layers(*m, uniform_plan(l, CodecSpec::parse("gptq:b=4")), {}, options()), Error);
@@ -147,6 +153,7 @@ TEST(ModelQuantizer, MisuseAndCancellation) {
     EXPECT_GT(r.layers[0].metrics.weight_mse, 0.0);
     CancelFlagProgress cancel;
     cancel.cancel();
-    EXPECT_THROW(quantize_model_layers(*m, uniform_plan(l, CodecSpec::parse("rtn:b=4")), data().calib, options(), &cancel),
+    EXPECT_THROW(quantize_model_layers(*m, uniform_plan(l, CodecSpec::parse("rtn:b=4")), quantizer_data().calib,
+                                       options(), &cancel),
                  Cancelled);
 }

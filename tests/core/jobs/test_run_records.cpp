@@ -24,12 +24,11 @@
 #include "support/test_paths.h"
 
 using namespace quench;
+using quench::test::contains;
 using quench::test::error_of;
 using quench::test::ScratchDir;
 
 namespace {
-
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
 // Digests published in shared/data/SOURCES.md.
 const char* kModelSafetensorsSha = "187d0d5e8360d9625e40e0b35ec57d1ef0eea1a60ddcf09412246bed3484852f";
@@ -37,7 +36,7 @@ const char* kConfigSha = "5d34a34a12acbd8b0d4d8b400cb4ad72e6cdd49673d4b27b5b4c4e
 const char* kTokenizerSha = "9a7917d490ac034a4e69eb081096226971887e9e66b0969355421613f62b12e7";
 const char* kValTextSha = "5fc1fb0113df62b567fb271806cd645ce8d75f59c58ca0b764c03d3b6ff34ca6";
 
-struct Fixture {
+struct RecordsFixture {
     std::unique_ptr<LlamaModel> model = load_model(test::real_model_dir());
     std::unique_ptr<Tokenizer> tok = load_tokenizer(test::real_model_dir());
     std::vector<int32_t> eval =
@@ -89,7 +88,7 @@ TEST(RunRecords, CommandLineQuotesWhatTheShellWouldSplit) {
 }
 
 TEST(RunRecords, ModelAndDataProvenanceRoundTrip) {
-    const Fixture f;
+    const RecordsFixture f;
     const ModelProvenance m = model_provenance(*f.model);
     EXPECT_EQ(m.architecture, "LlamaForCausalLM");
     EXPECT_EQ(m.path, std::filesystem::absolute(test::real_model_dir()).lexically_normal().string());
@@ -139,7 +138,7 @@ TEST(RunRecords, ModelAndDataProvenanceRoundTrip) {
 }
 
 TEST(RunRecords, QuantizeResultAndTensorsRoundTrip) {
-    Fixture f;
+    RecordsFixture f;
     const auto layers = f.model->layers().select_glob("model.layers.0.*");
     const QuantizeResult r = quantize_model_layers(*f.model, uniform_plan(layers, CodecSpec::parse("rtn:b=3,g=32")),
                                                    {}, QuantizeOptions());
@@ -187,7 +186,7 @@ TEST(RunRecords, QuantizeResultAndTensorsRoundTrip) {
 }
 
 TEST(RunRecords, KlAndPerplexityReportsRoundTrip) {
-    Fixture f;
+    RecordsFixture f;
     const auto layers = f.model->layers().select_glob("model.layers.*.mlp.*");
     quantize_model_layers(*f.model, uniform_plan(layers, CodecSpec::parse("rtn:b=2,g=32")), {}, QuantizeOptions());
     EvalOptions o;

@@ -22,7 +22,7 @@ using namespace quench;
 
 namespace {
 
-struct Fixture {
+struct SensitivityFixture {
     std::unique_ptr<LlamaModel> model = load_model(test::real_model_dir());
     std::unique_ptr<Tokenizer> tok = load_tokenizer(test::real_model_dir());
     std::vector<int32_t> calib =
@@ -46,17 +46,17 @@ struct Fixture {
     }
 };
 
-Fixture& fx() {
-    static Fixture f;
+SensitivityFixture& sensitivity_fx() {
+    static SensitivityFixture f;
     return f;
 }
 
-const char* kDown = "model.layers.0.mlp.down_proj";
+const char* kDown0 = "model.layers.0.mlp.down_proj";
 
 // Cancels once the n-th (layer, candidate) pair has started.
-class CancelAt : public ProgressSink {
+class CancelAtPair : public ProgressSink {
 public:
-    explicit CancelAt(int n) : n_(n) {}
+    explicit CancelAtPair(int n) : n_(n) {}
     void report(double, const std::string& stage) override {
         if (stage.rfind("sensitivity model.", 0) == 0) ++seen_;
     }
@@ -85,15 +85,15 @@ TEST(Sensitivity, CandidateListParsesSemicolonsCanonically) {
 }
 
 TEST(Sensitivity, KlIsNonNegativeAndFallsAsBitsRise) {
-    auto& f = fx();
+    auto& f = sensitivity_fx();
     Measurements m;
-    const auto st = f.measure(kDown, "rtn:b=2,g=64;rtn:b=3,g=64;rtn:b=4,g=64", m, f.options());
+    const auto st = f.measure(kDown0, "rtn:b=2,g=64;rtn:b=3,g=64;rtn:b=4,g=64", m, f.options());
     EXPECT_EQ(st.quantize_calls, 3);
     EXPECT_EQ(st.kl_evals, 3);
     EXPECT_FALSE(f.any_replaced());
     const auto c = parse_candidate_list("rtn:b=2,g=64;rtn:b=3,g=64;rtn:b=4,g=64");
     std::vector<const SensitivityPoint*> p;
-    for (const auto& s : c) p.push_back(m.find(kDown, s));
+    for (const auto& s : c) p.push_back(m.find(kDown0, s));
     for (const auto* q : p) {
         ASSERT_NE(q, nullptr);
         ASSERT_TRUE(q->available);
@@ -113,7 +113,7 @@ TEST(Sensitivity, KlIsNonNegativeAndFallsAsBitsRise) {
 }
 
 TEST(Sensitivity, ExtendingMeasuresOnlyMissingPairs) {
-    auto& f = fx();
+    auto& f = sensitivity_fx();
     Measurements m;
     const std::string glob = "model.layers.1.self_attn.*";  // q, k, v, o
     const auto a = f.measure(glob, "rtn:b=2,g=64;rtn:b=4,g=64", m, f.options());
@@ -141,7 +141,7 @@ TEST(Sensitivity, ExtendingMeasuresOnlyMissingPairs) {
 }
 
 TEST(Sensitivity, UnavailableCandidatesAreRecordedNotFatal) {
-    auto& f = fx();
+    auto& f = sensitivity_fx();
     // Every codec takes every width of the real model; LC-QAT codes 4 weights at a time, so a 330-wide
     // down_proj input (a tiny model's) is a width it cannot take, while its 160-wide q_proj is fine.
     test::ScratchDir dir;
@@ -181,7 +181,7 @@ TEST(Sensitivity, UnavailableCandidatesAreRecordedNotFatal) {
 TEST(Sensitivity, EveryStoredPairIsReportedAsItIsStored) {
     // The GUI's heatmap fills in from on_point while the job runs: every pair stored, measured or not,
     // reaches it once, with the values the measurements end up holding.
-    auto& f = fx();
+    auto& f = sensitivity_fx();
     test::ScratchDir dir;
     const auto tiny = load_model(test::write_tiny_llama(dir.path().string(), "tiny", 160, 330));
     std::vector<SensitivityPoint> seen;
@@ -210,7 +210,7 @@ TEST(Sensitivity, EveryStoredPairIsReportedAsItIsStored) {
 }
 
 TEST(Sensitivity, ProxyMeasuresFewKlAndReportsCorrelation) {
-    auto& f = fx();
+    auto& f = sensitivity_fx();
     Measurements m;
     auto o = f.options();
     o.proxy = true;
@@ -230,8 +230,8 @@ TEST(Sensitivity, ProxyMeasuresFewKlAndReportsCorrelation) {
             if (p->has_kl) measured.push_back(p);
         for (const auto* p : measured) {
             double log_sum = 0;
-            for (const auto* o : measured)
-                if (o != p) log_sum += std::log(o->kl / o->output_rel_error);
+            for (const auto* q : measured)
+                if (q != p) log_sum += std::log(q->kl / q->output_rel_error);
             truth.push_back(p->kl);
             pred.push_back(p->output_rel_error * std::exp(log_sum / double(measured.size() - 1)));
         }
@@ -274,7 +274,7 @@ TEST(Sensitivity, ProxyMeasuresFewKlAndReportsCorrelation) {
 }
 
 TEST(Sensitivity, JsonRoundTripAndErrors) {
-    auto& f = fx();
+    auto& f = sensitivity_fx();
     Measurements m;
     f.measure("model.layers.0.self_attn.q_proj,model.layers.0.self_attn.k_proj", "rtn:b=2,g=64;rtn:b=4,g=64;liftquant:D=12,d=3",
               m, f.options());
@@ -306,9 +306,9 @@ TEST(Sensitivity, JsonRoundTripAndErrors) {
 }
 
 TEST(Sensitivity, CancellationStopsAndKeepsFinishedPairs) {
-    auto& f = fx();
+    auto& f = sensitivity_fx();
     Measurements m;
-    CancelAt cancel(4);
+    CancelAtPair cancel(4);
     EXPECT_THROW(f.measure("model.layers.0.*", "rtn:b=2,g=64;rtn:b=4,g=64", m, f.options(), &cancel), Cancelled);
     EXPECT_FALSE(f.any_replaced());  // the pair cancelled inside its KL evaluation was restored
     const std::size_t kept = m.size();

@@ -26,7 +26,7 @@ const std::string kHead = "lm_head.weight";
 
 std::string real_file() { return quench::test::real_model_dir() + "/model.safetensors"; }
 
-std::string error_of(const std::function<void()>& fn) {
+std::string expected_error(const std::function<void()>& fn) {
     try {
         fn();
     } catch (const Error& e) {
@@ -36,7 +36,7 @@ std::string error_of(const std::function<void()>& fn) {
     return "";
 }
 
-::testing::AssertionResult mentions(const std::string& msg, std::initializer_list<std::string> parts) {
+::testing::AssertionResult mentions_all(const std::string& msg, std::initializer_list<std::string> parts) {
     for (const auto& p : parts)
         if (msg.find(p) == std::string::npos)
             return ::testing::AssertionFailure() << "'" << msg << "' does not mention '" << p << "'";
@@ -169,7 +169,7 @@ TEST(Checkpoint, TieWordEmbeddingsAliasesTheMissingSide) {
     write_shard(dir.file("model.safetensors"), {kEmbed, "model.norm.weight"});
     const Checkpoint untied = Checkpoint::open(dir.path().string(), false);
     EXPECT_FALSE(untied.contains(kHead));
-    EXPECT_TRUE(mentions(error_of([&] { untied.info(kHead); }), {dir.path().string(), "'lm_head.weight'"}));
+    EXPECT_TRUE(mentions_all(expected_error([&] { untied.info(kHead); }), {dir.path().string(), "'lm_head.weight'"}));
 
     const Checkpoint tied = Checkpoint::open(dir.path().string(), true);
     ASSERT_TRUE(tied.contains(kHead));
@@ -192,24 +192,25 @@ TEST(Checkpoint, TieFollowsAMetadataAlias) {
 
 TEST(Checkpoint, MissingWeightsFile) {
     ScratchDir dir;
-    EXPECT_TRUE(mentions(error_of([&] { Checkpoint::open(dir.path().string()); }),
-                         {"no model.safetensors or model.safetensors.index.json in " + dir.path().string()}));
+    EXPECT_TRUE(mentions_all(expected_error([&] { Checkpoint::open(dir.path().string()); }),
+                             {"no model.safetensors or model.safetensors.index.json in " + dir.path().string()}));
 }
 
 TEST(Checkpoint, IndexListsMissingTensor) {
     ScratchDir dir;
     write_shard(dir.file("a.safetensors"), {"x"});
     write_index(dir, {{"x", "a.safetensors"}, {"ghost", "a.safetensors"}});
-    EXPECT_TRUE(mentions(error_of([&] { Checkpoint::open(dir.path().string()); }),
-                         {dir.file("model.safetensors.index.json"), "tensor 'ghost'", "shard 'a.safetensors'"}));
+    EXPECT_TRUE(mentions_all(expected_error([&] { Checkpoint::open(dir.path().string()); }),
+                             {dir.file("model.safetensors.index.json"), "tensor 'ghost'", "shard 'a.safetensors'"}));
 }
 
 TEST(Checkpoint, IndexListsMissingShard) {
     ScratchDir dir;
     write_shard(dir.file("a.safetensors"), {"x"});
     write_index(dir, {{"x", "a.safetensors"}, {"y", "b.safetensors"}});
-    EXPECT_TRUE(mentions(error_of([&] { Checkpoint::open(dir.path().string()); }),
-                         {dir.file("model.safetensors.index.json"), "shard 'b.safetensors'", "tensor 'y'", "does not exist"}));
+    EXPECT_TRUE(mentions_all(
+        expected_error([&] { Checkpoint::open(dir.path().string()); }),
+        {dir.file("model.safetensors.index.json"), "shard 'b.safetensors'", "tensor 'y'", "does not exist"}));
 }
 
 TEST(Checkpoint, TensorDefinedInTwoShards) {
@@ -217,29 +218,30 @@ TEST(Checkpoint, TensorDefinedInTwoShards) {
     write_shard(dir.file("a.safetensors"), {"x", "y"});
     write_shard(dir.file("b.safetensors"), {"y", "z"});
     write_index(dir, {{"x", "a.safetensors"}, {"y", "a.safetensors"}, {"z", "b.safetensors"}});
-    EXPECT_TRUE(mentions(error_of([&] { Checkpoint::open(dir.path().string()); }),
-                         {dir.file("b.safetensors"), "tensor 'y'", dir.file("a.safetensors")}));
+    EXPECT_TRUE(mentions_all(expected_error([&] { Checkpoint::open(dir.path().string()); }),
+                             {dir.file("b.safetensors"), "tensor 'y'", dir.file("a.safetensors")}));
 }
 
 TEST(Checkpoint, IndexNotJson) {
     ScratchDir dir;
     write_file_atomic(dir.file("model.safetensors.index.json"), "{\"weight_map\": ");
-    EXPECT_TRUE(mentions(error_of([&] { Checkpoint::open(dir.path().string()); }),
-                         {dir.file("model.safetensors.index.json"), "not valid JSON"}));
+    EXPECT_TRUE(mentions_all(expected_error([&] { Checkpoint::open(dir.path().string()); }),
+                             {dir.file("model.safetensors.index.json"), "not valid JSON"}));
 }
 
 TEST(Checkpoint, IndexWithoutWeightMap) {
     ScratchDir dir;
     write_file_atomic(dir.file("model.safetensors.index.json"), "{\"metadata\": {}}");
-    EXPECT_TRUE(mentions(error_of([&] { Checkpoint::open(dir.path().string()); }),
-                         {dir.file("model.safetensors.index.json"), "weight_map"}));
+    EXPECT_TRUE(mentions_all(expected_error([&] { Checkpoint::open(dir.path().string()); }),
+                             {dir.file("model.safetensors.index.json"), "weight_map"}));
 }
 
 TEST(Checkpoint, CorruptShardNamesTheShard) {
     ScratchDir dir;
     write_file_atomic(dir.file("a.safetensors"), "junk");
     write_index(dir, {{"x", "a.safetensors"}});
-    EXPECT_TRUE(mentions(error_of([&] { Checkpoint::open(dir.path().string()); }), {dir.file("a.safetensors")}));
+    EXPECT_TRUE(
+        mentions_all(expected_error([&] { Checkpoint::open(dir.path().string()); }), {dir.file("a.safetensors")}));
 }
 
 TEST(Checkpoint, HalfAndBFloat16ConvertToF32) {
@@ -295,5 +297,6 @@ TEST(Checkpoint, IntegerDtypeIsRejected) {
     w.add("ids", DType::I32, {2}, v, sizeof v);
     w.write(dir.file("model.safetensors"));
     const Checkpoint ck = Checkpoint::open(dir.path().string());
-    EXPECT_TRUE(mentions(error_of([&] { ck.tensor_f32("ids"); }), {dir.file("model.safetensors"), "'ids'", "I32"}));
+    EXPECT_TRUE(
+        mentions_all(expected_error([&] { ck.tensor_f32("ids"); }), {dir.file("model.safetensors"), "'ids'", "I32"}));
 }

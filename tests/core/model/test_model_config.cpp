@@ -13,7 +13,7 @@ std::string base(const std::string& arch, const std::string& extra = "") {
            R"("],"hidden_size":64,"intermediate_size":128,"num_hidden_layers":2,"num_attention_heads":4,
               "num_key_value_heads":2,"vocab_size":100)" + extra + "}";
 }
-void expect_error(const std::string& json, const std::string& fragment) {
+void expect_config_error(const std::string& json, const std::string& fragment) {
     try {
         ModelConfig::from_json_text(json, "cfg.json");
         FAIL() << "no error for " << json;
@@ -66,7 +66,7 @@ TEST(ModelConfig, RopeScaling) {
         "x");
     EXPECT_EQ(l3.rope_scaling, RopeScaling::Llama3);
     EXPECT_DOUBLE_EQ(l3.rope_high_freq_factor, 4.0);
-    expect_error(base("LlamaForCausalLM", R"(,"rope_scaling":{"type":"yarn","factor":4.0})"), "yarn");
+    expect_config_error(base("LlamaForCausalLM", R"(,"rope_scaling":{"type":"yarn","factor":4.0})"), "yarn");
 }
 
 TEST(ModelConfig, RoundTripsThroughJson) {
@@ -79,14 +79,18 @@ TEST(ModelConfig, RoundTripsThroughJson) {
 }
 
 TEST(ModelConfig, MissingKeyNamesTheKey) {
-    expect_error(R"({"architectures":["LlamaForCausalLM"],"hidden_size":64})", "intermediate_size");
+    expect_config_error(R"({"architectures":["LlamaForCausalLM"],"hidden_size":64})", "intermediate_size");
 }
-TEST(ModelConfig, UnsupportedArchitecture) { expect_error(base("GPT2LMHeadModel"), "GPT2LMHeadModel"); }
-TEST(ModelConfig, NotJson) { expect_error("{not json", "not a JSON object"); }
-TEST(ModelConfig, BadValue) { expect_error(base("LlamaForCausalLM").replace(base("LlamaForCausalLM").find("64"), 2, "-5"), "hidden_size"); }
+TEST(ModelConfig, UnsupportedArchitecture) { expect_config_error(base("GPT2LMHeadModel"), "GPT2LMHeadModel"); }
+TEST(ModelConfig, NotJson) { expect_config_error("{not json", "not a JSON object"); }
+TEST(ModelConfig, BadValue) {
+    expect_config_error(base("LlamaForCausalLM").replace(base("LlamaForCausalLM").find("64"), 2, "-5"), "hidden_size");
+}
 TEST(ModelConfig, HeadsNotDivisibleByKvHeads) {
-    expect_error(base("LlamaForCausalLM").replace(base("LlamaForCausalLM").find(R"("num_key_value_heads":2)"), 23, R"("num_key_value_heads":3)"),
-                 "num_key_value_heads");
+    expect_config_error(
+        base("LlamaForCausalLM")
+            .replace(base("LlamaForCausalLM").find(R"("num_key_value_heads":2)"), 23, R"("num_key_value_heads":3)"),
+        "num_key_value_heads");
 }
 TEST(ModelConfig, MissingFile) {
     try {

@@ -6,16 +6,18 @@
 
 #include <cmath>
 #include <cstring>
-#include <fstream>
 #include <random>
 
 #include "common/error.h"
 #include "model/safetensors_writer.h"
 #include "model/safetensors.h"
+#include "support/files.h"
 #include "support/test_paths.h"
 
 using namespace quench;
+using quench::test::read_bytes;
 using quench::test::ScratchDir;
+using quench::test::write_bytes;
 
 namespace {
 
@@ -25,15 +27,6 @@ std::string raw_file(const std::string& header, const std::string& data = "", ui
     std::string out(8, '\0');
     for (int i = 0; i < 8; ++i) out[i] = char(n >> (8 * i));
     return out + header + data;
-}
-
-void write_bytes(const std::string& path, const std::string& bytes) {
-    std::ofstream(path, std::ios::binary) << bytes;
-}
-
-std::string read_bytes(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
 // The quench::Error message from opening path, or "" (with a test failure) when it opened fine.
@@ -47,7 +40,7 @@ std::string open_error(const std::string& path) {
     return "";
 }
 
-::testing::AssertionResult mentions(const std::string& msg, std::initializer_list<std::string> parts) {
+::testing::AssertionResult mentions_one_line(const std::string& msg, std::initializer_list<std::string> parts) {
     if (msg.find('\n') != std::string::npos) return ::testing::AssertionFailure() << "multi-line message: " << msg;
     for (const auto& p : parts)
         if (msg.find(p) == std::string::npos)
@@ -173,49 +166,52 @@ TEST(SafetensorsBad, EmptyFile) {
     ScratchDir dir;
     const std::string path = dir.file("empty.safetensors");
     write_bytes(path, "");
-    EXPECT_TRUE(mentions(open_error(path), {path, "empty"}));
+    EXPECT_TRUE(mentions_one_line(open_error(path), {path, "empty"}));
 }
 
 TEST(SafetensorsBad, ShorterThanLengthPrefix) {
     ScratchDir dir;
     const std::string path = dir.file("short.safetensors");
     write_bytes(path, std::string("\x05\0\0", 3));
-    EXPECT_TRUE(mentions(open_error(path), {path, "3 bytes", "header length"}));
+    EXPECT_TRUE(mentions_one_line(open_error(path), {path, "3 bytes", "header length"}));
 }
 
 TEST(SafetensorsBad, HeaderLengthBeyondFile) {
     ScratchDir dir;
     const std::string path = dir.file("long.safetensors");
     write_bytes(path, raw_file("{}", "", 1000));
-    EXPECT_TRUE(mentions(open_error(path), {path, "header length 1000 exceeds file size (10 bytes)"}));
+    EXPECT_TRUE(mentions_one_line(open_error(path), {path, "header length 1000 exceeds file size (10 bytes)"}));
 }
 
 TEST(SafetensorsBad, HeaderNotJson) {
     ScratchDir dir;
-    EXPECT_TRUE(mentions(error_for(dir, "{\"a\": nope}", ""), {dir.file("bad.safetensors"), "not valid JSON", "parse error"}));
+    EXPECT_TRUE(mentions_one_line(error_for(dir, "{\"a\": nope}", ""),
+                                  {dir.file("bad.safetensors"), "not valid JSON", "parse error"}));
 }
 
 TEST(SafetensorsBad, HeaderNotObject) {
     ScratchDir dir;
-    EXPECT_TRUE(mentions(error_for(dir, "[1, 2]", ""), {dir.file("bad.safetensors"), "not a JSON object", "array"}));
+    EXPECT_TRUE(
+        mentions_one_line(error_for(dir, "[1, 2]", ""), {dir.file("bad.safetensors"), "not a JSON object", "array"}));
 }
 
 TEST(SafetensorsBad, OffsetsOutOfRange) {
     ScratchDir dir;
     const std::string msg = error_for(dir, R"({"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", std::string(8, 'x'));
-    EXPECT_TRUE(mentions(msg, {dir.file("bad.safetensors"), "tensor 'w'", "data_offsets [0, 16) exceed the data section (8 bytes)"}));
+    EXPECT_TRUE(mentions_one_line(
+        msg, {dir.file("bad.safetensors"), "tensor 'w'", "data_offsets [0, 16) exceed the data section (8 bytes)"}));
 }
 
 TEST(SafetensorsBad, OffsetsReversed) {
     ScratchDir dir;
     const std::string msg = error_for(dir, R"({"w":{"dtype":"U8","shape":[0],"data_offsets":[4,2]}})", std::string(8, 'x'));
-    EXPECT_TRUE(mentions(msg, {dir.file("bad.safetensors"), "tensor 'w'", "data_offsets [4, 2)"}));
+    EXPECT_TRUE(mentions_one_line(msg, {dir.file("bad.safetensors"), "tensor 'w'", "data_offsets [4, 2)"}));
 }
 
 TEST(SafetensorsBad, OffsetsNotTwoIntegers) {
     ScratchDir dir;
     const std::string msg = error_for(dir, R"({"w":{"dtype":"U8","shape":[4],"data_offsets":[0,4,8]}})", std::string(8, 'x'));
-    EXPECT_TRUE(mentions(msg, {dir.file("bad.safetensors"), "tensor 'w'", "data_offsets"}));
+    EXPECT_TRUE(mentions_one_line(msg, {dir.file("bad.safetensors"), "tensor 'w'", "data_offsets"}));
 }
 
 TEST(SafetensorsBad, OverlappingOffsets) {
@@ -223,56 +219,57 @@ TEST(SafetensorsBad, OverlappingOffsets) {
     const std::string msg = error_for(dir,
         R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]},"b":{"dtype":"F32","shape":[4],"data_offsets":[8,24]}})",
         std::string(24, 'x'));
-    EXPECT_TRUE(mentions(msg, {dir.file("bad.safetensors"), "tensor 'b'", "overlap tensor 'a'", "[8, 24)"}));
+    EXPECT_TRUE(mentions_one_line(msg, {dir.file("bad.safetensors"), "tensor 'b'", "overlap tensor 'a'", "[8, 24)"}));
 }
 
 TEST(SafetensorsBad, ShapeSizeMismatch) {
     ScratchDir dir;
     const std::string msg = error_for(dir, R"({"w":{"dtype":"F16","shape":[2,3],"data_offsets":[0,8]}})", std::string(8, 'x'));
-    EXPECT_TRUE(mentions(msg, {dir.file("bad.safetensors"), "tensor 'w'", "shape [2, 3]", "F16", "needs 12 bytes", "span 8"}));
+    EXPECT_TRUE(mentions_one_line(
+        msg, {dir.file("bad.safetensors"), "tensor 'w'", "shape [2, 3]", "F16", "needs 12 bytes", "span 8"}));
 }
 
 TEST(SafetensorsBad, ShapeOverflowIsAMismatch) {
     ScratchDir dir;
     const std::string msg = error_for(
         dir, R"({"w":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,0]}})", "");
-    EXPECT_TRUE(mentions(msg, {dir.file("bad.safetensors"), "tensor 'w'", "more than 2^64"}));
+    EXPECT_TRUE(mentions_one_line(msg, {dir.file("bad.safetensors"), "tensor 'w'", "more than 2^64"}));
 }
 
 TEST(SafetensorsBad, UnknownDtypeF8) {
     ScratchDir dir;
     const std::string msg = error_for(dir, R"({"w":{"dtype":"F8_E4M3","shape":[4],"data_offsets":[0,4]}})", "abcd");
-    EXPECT_TRUE(mentions(msg, {dir.file("bad.safetensors"), "tensor 'w'", "unsupported dtype 'F8_E4M3'"}));
+    EXPECT_TRUE(mentions_one_line(msg, {dir.file("bad.safetensors"), "tensor 'w'", "unsupported dtype 'F8_E4M3'"}));
 }
 
 TEST(SafetensorsBad, UnknownDtypeQ4) {
     ScratchDir dir;
     const std::string msg = error_for(dir, R"({"w":{"dtype":"Q4","shape":[4],"data_offsets":[0,2]}})", "ab");
-    EXPECT_TRUE(mentions(msg, {dir.file("bad.safetensors"), "tensor 'w'", "unsupported dtype 'Q4'"}));
+    EXPECT_TRUE(mentions_one_line(msg, {dir.file("bad.safetensors"), "tensor 'w'", "unsupported dtype 'Q4'"}));
 }
 
 TEST(SafetensorsBad, MissingDtype) {
     ScratchDir dir;
     const std::string msg = error_for(dir, R"({"w":{"shape":[4],"data_offsets":[0,4]}})", "abcd");
-    EXPECT_TRUE(mentions(msg, {dir.file("bad.safetensors"), "tensor 'w'", "missing dtype"}));
+    EXPECT_TRUE(mentions_one_line(msg, {dir.file("bad.safetensors"), "tensor 'w'", "missing dtype"}));
 }
 
 TEST(SafetensorsBad, NegativeShape) {
     ScratchDir dir;
     const std::string msg = error_for(dir, R"({"w":{"dtype":"U8","shape":[-4],"data_offsets":[0,4]}})", "abcd");
-    EXPECT_TRUE(mentions(msg, {dir.file("bad.safetensors"), "tensor 'w'", "negative dimension -4"}));
+    EXPECT_TRUE(mentions_one_line(msg, {dir.file("bad.safetensors"), "tensor 'w'", "negative dimension -4"}));
 }
 
 TEST(SafetensorsBad, NonIntegerShape) {
     ScratchDir dir;
     const std::string msg = error_for(dir, R"({"w":{"dtype":"U8","shape":[2.5],"data_offsets":[0,4]}})", "abcd");
-    EXPECT_TRUE(mentions(msg, {dir.file("bad.safetensors"), "tensor 'w'", "shape", "non-integer"}));
+    EXPECT_TRUE(mentions_one_line(msg, {dir.file("bad.safetensors"), "tensor 'w'", "shape", "non-integer"}));
 }
 
 TEST(SafetensorsBad, MetadataNotStrings) {
     ScratchDir dir;
     const std::string msg = error_for(dir, R"({"__metadata__":{"format":1}})", "");
-    EXPECT_TRUE(mentions(msg, {dir.file("bad.safetensors"), "__metadata__", "'format'"}));
+    EXPECT_TRUE(mentions_one_line(msg, {dir.file("bad.safetensors"), "__metadata__", "'format'"}));
 }
 
 TEST(SafetensorsBad, DuplicateTensorName) {
@@ -280,7 +277,7 @@ TEST(SafetensorsBad, DuplicateTensorName) {
     const std::string msg = error_for(dir,
         R"({"w":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},"w":{"dtype":"U8","shape":[2],"data_offsets":[2,4]}})",
         "abcd");
-    EXPECT_TRUE(mentions(msg, {dir.file("bad.safetensors"), "tensor 'w'", "twice"}));
+    EXPECT_TRUE(mentions_one_line(msg, {dir.file("bad.safetensors"), "tensor 'w'", "twice"}));
 }
 
 // A valid two-tensor file cut short, as an interrupted download would leave it.
@@ -303,13 +300,15 @@ protected:
 TEST_F(SafetensorsTruncated, InTheData) {
     const std::string path = dir.file("cut.safetensors");
     write_bytes(path, full.substr(0, 8 + header_len + 40));
-    EXPECT_TRUE(mentions(open_error(path), {path, "tensor 'b'", "data_offsets [24, 64) exceed the data section (40 bytes)"}));
+    EXPECT_TRUE(mentions_one_line(open_error(path),
+                                  {path, "tensor 'b'", "data_offsets [24, 64) exceed the data section (40 bytes)"}));
 }
 
 TEST_F(SafetensorsTruncated, InTheHeader) {
     const std::string path = dir.file("cut.safetensors");
     write_bytes(path, full.substr(0, 8 + header_len / 2));
-    EXPECT_TRUE(mentions(open_error(path), {path, "header length " + std::to_string(header_len) + " exceeds file size"}));
+    EXPECT_TRUE(mentions_one_line(open_error(path),
+                                  {path, "header length " + std::to_string(header_len) + " exceeds file size"}));
 }
 
 // ---- valid files ----
@@ -393,7 +392,7 @@ TEST(SafetensorsWriter, RejectsSizeMismatchAndDuplicates) {
         w.add("w", DType::F32, {2, 2}, data, 16);
         ADD_FAILURE() << "duplicate accepted";
     } catch (const Error& e) {
-        EXPECT_TRUE(mentions(e.what(), {"tensor 'w'", "twice"}));
+        EXPECT_TRUE(mentions_one_line(e.what(), {"tensor 'w'", "twice"}));
     }
 }
 
@@ -406,7 +405,7 @@ TEST(SafetensorsWriter, MissingDirectoryNamesPath) {
         w.write(path);
         ADD_FAILURE() << "write succeeded";
     } catch (const Error& e) {
-        EXPECT_TRUE(mentions(e.what(), {path}));
+        EXPECT_TRUE(mentions_one_line(e.what(), {path}));
     }
 }
 
@@ -425,5 +424,5 @@ TEST(MappedFile, WritesNeverReachTheFile) {
 
 TEST(MappedFile, MissingFileNamesPath) {
     const std::string path = "/nonexistent-quench-dir/x.safetensors";
-    EXPECT_TRUE(mentions(open_error(path), {path, "No such file"}));
+    EXPECT_TRUE(mentions_one_line(open_error(path), {path, "No such file"}));
 }

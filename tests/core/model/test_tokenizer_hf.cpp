@@ -6,13 +6,13 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
-#include <sstream>
 
 #include "common/error.h"
 #include "model/hf_bpe_tokenizer.h"
 #include "model/hf_pipeline.h"
 #include "model/tokenizer.h"
 #include "model/utf8.h"
+#include "support/files.h"
 #include "support/test_paths.h"
 
 namespace quench {
@@ -20,14 +20,6 @@ namespace {
 
 using nlohmann::json;
 using Ids = std::vector<int32_t>;
-
-std::string read_file(const std::string& path) {
-    std::ifstream f(path, std::ios::binary);
-    EXPECT_TRUE(f.good()) << path;
-    std::ostringstream s;
-    s << f.rdbuf();
-    return s.str();
-}
 
 void write_file(const std::string& path, const std::string& text) { std::ofstream(path, std::ios::binary) << text; }
 
@@ -44,7 +36,7 @@ const Tokenizer& stories() {
 
 // Asserts every string of a golden file encodes (with special tokens) to the recorded ids.
 void expect_golden(const Tokenizer& tok, const std::string& golden_file) {
-    const json golden = json::parse(read_file(test::shared_data("golden/" + golden_file)));
+    const json golden = json::parse(test::read_required(test::shared_data("golden/" + golden_file)));
     ASSERT_EQ(golden.size(), 17u);
     for (const json& e : golden) {
         const std::string text = e["text"].get<std::string>();
@@ -54,7 +46,7 @@ void expect_golden(const Tokenizer& tok, const std::string& golden_file) {
 
 // A tokenizer.json variant written to a scratch dir: the given file with some top-level fields replaced.
 std::unique_ptr<Tokenizer> variant(const test::ScratchDir& dir, const std::string& source, const json& changes) {
-    json j = json::parse(read_file(source));
+    json j = json::parse(test::read_required(source));
     for (const auto& item : changes.items()) j[item.key()] = item.value();
     write_file(dir.file("tokenizer.json"), j.dump());
     return load_hf_tokenizer_json(dir.file("tokenizer.json"));
@@ -126,7 +118,7 @@ TEST(HfTokenizer, SentencePieceStyleDecodeKeepsSpecialsThroughDecoder) {
 
 // Encode and decode throughput (cold and warm word cache) is measured by tests/bench/bench_tokenizer.
 TEST(HfTokenizer, Qwen3RoundTripsWikiText2) {
-    const std::string text = read_file(test::shared_data("wikitext-2/wikitext-2-raw-v1.test.joined.lf.txt"));
+    const std::string text = test::read_required(test::shared_data("wikitext-2/wikitext-2-raw-v1.test.joined.lf.txt"));
     ASSERT_GT(text.size(), 1000000u);
     const Ids ids = qwen().encode(text, true);
     EXPECT_TRUE(qwen().decode(ids) == text) << "round trip differs";
@@ -135,12 +127,12 @@ TEST(HfTokenizer, Qwen3RoundTripsWikiText2) {
 }
 
 TEST(HfTokenizer, Qwen3RoundTripsTinyStories) {
-    const std::string text = read_file(test::shared_data("tinystories-valid/tinystories_val.eval.txt"));
+    const std::string text = test::read_required(test::shared_data("tinystories-valid/tinystories_val.eval.txt"));
     EXPECT_TRUE(qwen().decode(qwen().encode(text)) == text);
 }
 
 TEST(HfTokenizer, TinyStories656kRoundTripsInVocabularyText) {
-    const std::string text = read_file(test::shared_data("tinystories-valid/tinystories_val.eval.txt"));
+    const std::string text = test::read_required(test::shared_data("tinystories-valid/tinystories_val.eval.txt"));
     // Characters the 2048-entry vocabulary lacks (it has no <0xXX> byte tokens) become <unk>.
     const Ids ids = stories().encode(text);
     EXPECT_EQ(std::count(ids.begin(), ids.end(), 0), 0);
@@ -182,7 +174,8 @@ TEST(HfTokenizer, MetaspaceVariantsMatchPrependReplaceStyle) {
     test::ScratchDir d1, d2, d3, d4;
     const auto always = metaspace(d1, "always", false), first = metaspace(d2, "first", false);
     const auto never = metaspace(d3, "never", false), split = metaspace(d4, "always", true);
-    const json golden = json::parse(read_file(test::shared_data("golden/tinystories-656k-tokenizer.ids.json")));
+    const json golden = json::parse(
+        test::read_required(test::shared_data("golden/tinystories-656k-tokenizer.ids.json")));
     for (const json& e : golden) {
         const std::string text = e["text"].get<std::string>();
         // Metaspace does not prepend a second '▁' to text that already starts with a space.

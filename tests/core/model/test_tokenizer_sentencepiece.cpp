@@ -4,24 +4,16 @@
 
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 
 #include "common/error.h"
 #include "model/tokenizer.h"
+#include "support/files.h"
 #include "support/test_paths.h"
 
 namespace quench {
 namespace {
 
 using Ids = std::vector<int32_t>;
-
-std::string read_file(const std::string& path) {
-    std::ifstream f(path, std::ios::binary);
-    EXPECT_TRUE(f.good()) << path;
-    std::ostringstream s;
-    s << f.rdbuf();
-    return s.str();
-}
 
 std::string llama2_model() { return test::shared_data("llama2-tokenizer/tokenizer.model"); }
 
@@ -57,7 +49,7 @@ TEST(SentencePieceTokenizer, DecodeSkipsOrKeepsSpecials) {
 
 // Encode throughput on the same texts is measured by tests/bench/bench_tokenizer.
 void expect_round_trip(const std::string& rel) {
-    const std::string text = read_file(test::shared_data(rel));
+    const std::string text = test::read_required(test::shared_data(rel));
     const Ids ids = llama2().encode(text);
     EXPECT_TRUE(llama2().decode(ids) == text) << rel << ": round trip differs";
 }

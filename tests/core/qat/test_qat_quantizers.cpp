@@ -73,8 +73,13 @@ TEST_P(ParetoqGrad, ForwardAndGradientsFollowTheReferenceFormulas) {
     EXPECT_TRUE(torch::equal(out.detach(), paretoq_forward_value(W0, a0, bits)));
     // Levels: every output divided by its row's alpha is one of the grid's levels.
     const at::Tensor lv = (out.detach() / a0);
-    if (bits == 2) EXPECT_TRUE(torch::allclose(lv.abs(), torch::where(lv.abs() < 0.5, torch::full_like(lv, 0.25), torch::full_like(lv, 0.75))));
-    if (bits == 1.58) EXPECT_TRUE(torch::allclose((lv * 1.5).round(), lv * 1.5, 1e-5, 1e-5));
+    if (bits == 2) {
+        EXPECT_TRUE(torch::allclose(
+            lv.abs(), torch::where(lv.abs() < 0.5, torch::full_like(lv, 0.25), torch::full_like(lv, 0.75))));
+    }
+    if (bits == 1.58) {
+        EXPECT_TRUE(torch::allclose((lv * 1.5).round(), lv * 1.5, 1e-5, 1e-5));
+    }
     const at::Tensor g = randn({6, 40}, 2);
     out.backward(g);
     const RefGrads ref = paretoq_reference(W0, a0, g, bits);

@@ -22,21 +22,18 @@
 namespace quench {
 namespace {
 
-const std::string kTrain = test::shared_data("tinystories-valid/tinystories_val.train.txt");
-const std::string kEval = test::shared_data("tinystories-valid/tinystories_val.eval.txt");
-
-struct Fixture {
+struct QatFixture {
     std::unique_ptr<LlamaModel> model;
     std::vector<int32_t> train, heldout;
     std::map<std::size_t, QuantizedTensor> ptq;
 };
 
-Fixture setup(const std::string& spec, int64_t calib_tokens = 0) {
-    Fixture f;
+QatFixture setup(const std::string& spec, int64_t calib_tokens = 0) {
+    QatFixture f;
     f.model = load_model(test::real_model_dir());
     const auto tok = load_tokenizer(test::real_model_dir());
-    f.train = tokenize_text_file(*tok, kTrain, true, 60000);
-    f.heldout = tokenize_text_file(*tok, kEval, true, 4096);
+    f.train = tokenize_text_file(*tok, test::train_text(), true, 60000);
+    f.heldout = tokenize_text_file(*tok, test::eval_text(), true, 4096);
     std::vector<int32_t> calib;
     if (calib_tokens > 0) calib.assign(f.train.begin(), f.train.begin() + calib_tokens);
     QuantizeOptions qo;
@@ -63,7 +60,7 @@ QatOptions small_options(QatMode mode) {
 TEST(QatTrainer, Step0IsThePtqModelForEveryCodecFamily) {
     for (const char* spec : {"paretoq:b=2", "lcqat:had=128", "liftquant:D=16,d=8"}) {
         SCOPED_TRACE(spec);
-        Fixture f = setup(spec, std::string(spec).rfind("lcqat", 0) == 0 ? 4096 : 0);
+        QatFixture f = setup(spec, std::string(spec).rfind("lcqat", 0) == 0 ? 4096 : 0);
         std::map<std::size_t, std::unique_ptr<QatLayer>> layers;
         for (const auto& [i, t] : f.ptq) layers[i] = make_qat_layer(t, f.model->original_weight(i));
         const LinearOverride ov = [&](std::size_t i, const at::Tensor& x) {
@@ -91,13 +88,14 @@ TEST(QatTrainer, Step0IsThePtqModelForEveryCodecFamily) {
         const auto plan = uniform_plan(f.model->layers().select_glob("model.layers.*"), CodecSpec::parse(spec));
         EXPECT_NEAR(estimate_plan_bits(f.model->layers(), plan, true).bits_per_weight(), trained.total_bits_per_weight(), 1e-12);
         EXPECT_NEAR(estimate_plan_bits(f.model->layers(), plan).bits_per_weight(), ptq.total_bits_per_weight(), 1e-12);
-        if (std::string(spec).rfind("paretoq", 0) != 0)
+        if (std::string(spec).rfind("paretoq", 0) != 0) {
             EXPECT_GT(trained.total_bits_per_weight(), ptq.total_bits_per_weight() + 1e-3);
+        }
     }
 }
 
 TEST(QatTrainer, EndToEndLowersHeldOutKl) {
-    Fixture f = setup("paretoq:b=2");
+    QatFixture f = setup("paretoq:b=2");
     QatOptions o = small_options(QatMode::EndToEnd);
     o.kl_weight = 1;
     std::vector<QatProgress> seen;
@@ -120,7 +118,7 @@ TEST(QatTrainer, EndToEndLowersHeldOutKl) {
 }
 
 TEST(QatTrainer, BlockWiseLowersHeldOutKlOneBlockAtATime) {
-    Fixture f = setup("liftquant:D=16,d=8");
+    QatFixture f = setup("liftquant:D=16,d=8");
     QatOptions o = small_options(QatMode::Block);
     o.lr = 2e-3;
     const QatResult r = train_qat(*f.model, f.ptq, f.train, f.heldout, o);
@@ -136,18 +134,18 @@ TEST(QatTrainer, KilledRunResumesToTheUninterruptedResult) {
     o.tokens = 12 * 4 * 64;
     o.schedule = QatSchedule::Wsd;
     o.checkpoint_every = 2;
-    Fixture a = setup("paretoq:b=2");
+    QatFixture a = setup("paretoq:b=2");
     const QatResult full = train_qat(*a.model, a.ptq, a.train, {}, o);
 
     o.checkpoint_dir = dir.file("ckpt");
-    Fixture b = setup("paretoq:b=2");
+    QatFixture b = setup("paretoq:b=2");
     struct Killed : std::runtime_error {
         Killed() : std::runtime_error("killed") {}
     };
     // A kill after step 5: the last checkpoint is step 4's.
     EXPECT_THROW(train_qat(*b.model, b.ptq, b.train, {}, o, [](const QatProgress& p) { if (p.step == 5) throw Killed(); }),
                  Killed);
-    Fixture c = setup("paretoq:b=2");
+    QatFixture c = setup("paretoq:b=2");
     const QatResult resumed = train_qat(*c.model, c.ptq, c.train, {}, o);
     EXPECT_EQ(resumed.resumed_from, 4);
     ASSERT_EQ(resumed.losses.size(), full.losses.size());
@@ -159,7 +157,7 @@ TEST(QatTrainer, KilledRunResumesToTheUninterruptedResult) {
     // A checkpoint of other options is refused by name.
     QatOptions other = o;
     other.seed = 9;
-    Fixture d = setup("paretoq:b=2");
+    QatFixture d = setup("paretoq:b=2");
     try {
         train_qat(*d.model, d.ptq, d.train, {}, other);
         FAIL() << "expected a signature error";
@@ -174,7 +172,7 @@ TEST(QatTrainer, CancelStopsBetweenStepsAndCheckpoints) {
     o.tokens = 8 * 4 * 64;
     o.checkpoint_dir = dir.file("ckpt");
     o.checkpoint_every = 0;
-    Fixture f = setup("paretoq:b=3");
+    QatFixture f = setup("paretoq:b=3");
     CancelFlagProgress cancel;
     int64_t last = 0;
     EXPECT_THROW(train_qat(*f.model, f.ptq, f.train, {}, o,
@@ -186,7 +184,7 @@ TEST(QatTrainer, CancelStopsBetweenStepsAndCheckpoints) {
                  Cancelled);
     EXPECT_EQ(last, 3);
     EXPECT_TRUE(std::filesystem::exists(o.checkpoint_dir + "/qat-checkpoint.pt"));
-    Fixture g = setup("paretoq:b=3");
+    QatFixture g = setup("paretoq:b=3");
     const QatResult r = train_qat(*g.model, g.ptq, g.train, {}, o);
     EXPECT_EQ(r.resumed_from, 3);
     EXPECT_EQ(r.losses.size(), 8u);

@@ -150,7 +150,7 @@ const CodecTraits& kSignPackedRow = register_codec(
     {"sign_packed", "scalar", "Toy codec of the table test that exports only as a packed checkpoint", &sign_params,
      &make_sign_codec, &sign_packed_examples, nullptr, nullptr, {}, CodecExports{true, false, false}});
 
-constexpr int64_t kRows = 24, kCols = 256;  // 256: a multiple of every block size, so every GGUF type fits
+constexpr int64_t kTableRows = 24, kTableCols = 256;  // 256: a multiple of every block size, so every GGUF type fits
 
 struct Example {
     const CodecTraits* row;
@@ -177,7 +177,7 @@ class EveryRowExample : public ::testing::TestWithParam<Example> {};
 
 // The example quantized by core, with calibration where the codec needs it.
 test::PackedCase quantized(const std::string& spec, uint64_t seed = 3) {
-    return test::make_case(spec, test::trained_like(kRows, kCols, seed), seed, seed);
+    return test::make_case(spec, test::trained_like(kTableRows, kTableCols, seed), seed, seed);
 }
 
 std::vector<ExportFormat> all_formats() { return {ExportFormat::Packed, ExportFormat::Hf, ExportFormat::Gguf}; }
@@ -256,7 +256,7 @@ TEST(CodecTable, EveryRowsExamplesAndQatDeclaration) {
         ASSERT_FALSE(row.examples().empty());
         double last = 0;
         for (const auto& e : row.examples()) {
-            const double bits = make_codec(e)->estimate_bits(kRows, kCols).code_bits_per_weight;
+            const double bits = make_codec(e)->estimate_bits(kTableRows, kTableCols).code_bits_per_weight;
             EXPECT_GE(bits, last) << e << ": examples go from low to high bits";
             last = bits;
         }
@@ -269,6 +269,10 @@ TEST(CodecTable, EveryRowsExamplesAndQatDeclaration) {
     }
 }
 
+// TEST_P in the anonymous namespace with its fixture: a test class outside it deriving from the fixture is
+// a -Wsubobject-linkage warning when this file is compiled inside a unity batch.
+namespace {
+
 TEST_P(EveryRowExample, KeepsItsRowsPromises) {
     const CodecTraits& row = *GetParam().row;
     const CodecSpec spec = CodecSpec::parse(GetParam().spec);
@@ -277,7 +281,7 @@ TEST_P(EveryRowExample, KeepsItsRowsPromises) {
     const test::PackedCase c = quantized(GetParam().spec);
     const QuantizedTensor& q = c.q;
     ASSERT_EQ(q.spec, spec);
-    ASSERT_EQ(c.ref.sizes(), (std::vector<int64_t>{kRows, kCols}));
+    ASSERT_EQ(c.ref.sizes(), (std::vector<int64_t>{kTableRows, kTableCols}));
     ASSERT_TRUE(torch::isfinite(c.ref).all().item<bool>());
 
     // Kernel family: the view dequantizes to the codec's weight; no view where the row names no kernel.
@@ -297,15 +301,15 @@ TEST_P(EveryRowExample, KeepsItsRowsPromises) {
 
     // QAT form: step 0 is the PTQ layer, and it exports the PTQ codes; the trainer reaches it by the row.
     if (row.qat) {
-        const at::Tensor W = test::trained_like(kRows, kCols, 3);
+        const at::Tensor W = test::trained_like(kTableRows, kTableCols, 3);
         const auto layer = make_qat_layer(q, W);
         ASSERT_FALSE(layer->params().empty());
         for (const auto& p : layer->params()) EXPECT_TRUE(p.tensor.requires_grad()) << p.name;
         auto gen = at::make_generator<at::CPUGeneratorImpl>(17);
-        const at::Tensor x = torch::randn({5, kCols}, gen);
+        const at::Tensor x = torch::randn({5, kTableCols}, gen);
         torch::NoGradGuard no_grad;
         const at::Tensor want = x.matmul(c.ref.t());
-        // fp32 sums of kCols terms in another order (and LC-QAT's Hadamard transforms): relative to sum |x w|.
+        // fp32 sums of kTableCols terms in another order (and LC-QAT's Hadamard transforms): relative to sum |x w|.
         const at::Tensor scale = x.abs().matmul(c.ref.abs().t());
         EXPECT_LT(((layer->forward(x) - want).abs() / scale).max().item<double>(), 1e-5);
         // The same codec (LiftQuant's trainable column scales export as its awq input scaling).
@@ -316,7 +320,8 @@ TEST_P(EveryRowExample, KeepsItsRowsPromises) {
         // The bits a trained layer costs are known before training: the row's qat_bits (or the PTQ
         // estimate) equal what the trained layer stores, part for part, and what it shares.
         const auto codec = make_codec(spec);
-        const BitsEstimate e = row.qat_bits ? row.qat_bits(*codec, kRows, kCols) : codec->estimate_bits(kRows, kCols);
+        const BitsEstimate e = row.qat_bits ? row.qat_bits(*codec, kTableRows, kTableCols)
+                                            : codec->estimate_bits(kTableRows, kTableCols);
         int64_t shared = 0;
         for (const auto& p : back.parts) shared += p.shared ? p.bits : 0;
         EXPECT_DOUBLE_EQ(e.total_bits_per_weight, back.total_bits_per_weight()) << back.spec.to_string();
@@ -333,18 +338,18 @@ TEST_P(EveryRowExample, KeepsItsRowsPromises) {
     }
     // GGUF: the type the export picks fits a width that every type fits, and holds the weight.
     if (row.exports.gguf) {
-        const GgmlType t = gguf_type_for_codec(spec.to_string(), kRows, kCols);
-        EXPECT_EQ(gguf_fitting_type(t, kCols), t) << ggml_type_name(t);
-        const std::size_t bytes = ggml_row_bytes(t, kCols);
+        const GgmlType t = gguf_type_for_codec(spec.to_string(), kTableRows, kTableCols);
+        EXPECT_EQ(gguf_fitting_type(t, kTableCols), t) << ggml_type_name(t);
+        const std::size_t bytes = ggml_row_bytes(t, kTableCols);
         std::vector<uint8_t> block(bytes);
-        std::vector<float> back(kCols);
+        std::vector<float> back(kTableCols);
         const at::Tensor w = c.ref.contiguous();
         double err = 0, norm = 0;
-        for (int64_t r = 0; r < kRows; ++r) {
-            ggml_quantize_row(t, w.data_ptr<float>() + r * kCols, kCols, block.data());
-            ggml_dequantize_row(t, block.data(), kCols, back.data());
-            for (int64_t j = 0; j < kCols; ++j) {
-                const double v = w.data_ptr<float>()[r * kCols + j];
+        for (int64_t r = 0; r < kTableRows; ++r) {
+            ggml_quantize_row(t, w.data_ptr<float>() + r * kTableCols, kTableCols, block.data());
+            ggml_dequantize_row(t, block.data(), kTableCols, back.data());
+            for (int64_t j = 0; j < kTableCols; ++j) {
+                const double v = w.data_ptr<float>()[r * kTableCols + j];
                 ASSERT_TRUE(std::isfinite(back[j]));
                 err += (back[j] - v) * (back[j] - v);
                 norm += v * v;
@@ -352,10 +357,14 @@ TEST_P(EveryRowExample, KeepsItsRowsPromises) {
         }
         EXPECT_LT(std::sqrt(err / norm), 0.5) << ggml_type_name(t);
     } else {
-        EXPECT_NE(error_of([&] { gguf_type_for_codec(spec.to_string(), kRows, kCols); }).find("cannot be exported as gguf"),
+        EXPECT_NE(error_of([&] {
+                      gguf_type_for_codec(spec.to_string(), kTableRows, kTableCols);
+                  }).find("cannot be exported as gguf"),
                   std::string::npos);
     }
 }
+
+}  // namespace
 
 namespace {
 
@@ -381,7 +390,7 @@ QuantizeOptions tiny_options() {
     return o;
 }
 
-void expect_same_parts(const QuantizedTensor& back, const QuantizedTensor& q) {
+void expect_parts_equal(const QuantizedTensor& back, const QuantizedTensor& q) {
     EXPECT_EQ(back.spec, q.spec);
     EXPECT_EQ(back.rows, q.rows);
     EXPECT_EQ(back.cols, q.cols);
@@ -395,8 +404,6 @@ void expect_same_parts(const QuantizedTensor& back, const QuantizedTensor& q) {
         EXPECT_TRUE(torch::equal(a.data, b.data)) << b.name;
     }
 }
-
-}  // namespace
 
 // The example on two layers of a small model through the model quantizer, then every file format the row
 // allows: the packed checkpoint gives back the parts and the weights bit for bit, the HF export the weights
@@ -419,7 +426,7 @@ TEST_P(EveryRowExample, RoundTripsThroughTheFormatsItsRowAllows) {
         for (const auto& [l, q] : r.tensors) {
             const std::string name = m->layers().at(l).weight_name();
             ASSERT_TRUE(back.count(name)) << name;
-            expect_same_parts(back.at(name), q);
+            expect_parts_equal(back.at(name), q);
             EXPECT_TRUE(torch::equal(loaded->weight(l), m->weight(l))) << name;
         }
     } else {
@@ -440,6 +447,8 @@ TEST_P(EveryRowExample, RoundTripsThroughTheFormatsItsRowAllows) {
                   std::string::npos);
     }
 }
+
+}  // namespace
 
 INSTANTIATE_TEST_SUITE_P(CodecTable, EveryRowExample, ::testing::ValuesIn(every_example()), param_name);
 
@@ -464,14 +473,14 @@ TEST(CodecTableToyCodec, ParsesAndDescribesItselfThroughItsRow) {
 TEST(CodecTableToyCodec, Q41HoldsItsTwoLevelsPerBlock) {
     const test::PackedCase c = quantized("sign");
     const at::Tensor w = c.ref.contiguous();
-    std::vector<uint8_t> block(ggml_row_bytes(GgmlType::Q4_1, kCols));
-    std::vector<float> back(kCols);
-    for (int64_t r = 0; r < kRows; ++r) {
-        const float* row = w.data_ptr<float>() + r * kCols;
-        ggml_quantize_row(GgmlType::Q4_1, row, kCols, block.data());
-        ggml_dequantize_row(GgmlType::Q4_1, block.data(), kCols, back.data());
+    std::vector<uint8_t> block(ggml_row_bytes(GgmlType::Q4_1, kTableCols));
+    std::vector<float> back(kTableCols);
+    for (int64_t r = 0; r < kTableRows; ++r) {
+        const float* row = w.data_ptr<float>() + r * kTableCols;
+        ggml_quantize_row(GgmlType::Q4_1, row, kTableCols, block.data());
+        ggml_dequantize_row(GgmlType::Q4_1, block.data(), kTableCols, back.data());
         // -s and +s come back up to the fp16 rounding of Q4_1's step d = 2s/15 (15 steps of it: 15 * 2^-11 d).
-        for (int64_t j = 0; j < kCols; ++j) EXPECT_NEAR(back[j], row[j], 2e-3 * std::abs(row[j])) << r << "," << j;
+        for (int64_t j = 0; j < kTableCols; ++j) EXPECT_NEAR(back[j], row[j], 2e-3 * std::abs(row[j])) << r << "," << j;
     }
 }
 
@@ -505,7 +514,7 @@ TEST(CodecTableToyCodec, QuantizesTheRealModelAndRoundTripsThroughThePackedCheck
     auto loaded = load_model(out);
     EXPECT_EQ(loaded->decoded_weights().size(), layers.size());
     for (const auto& [l, q] : r.tensors) {
-        expect_same_parts(back.at(m->layers().at(l).weight_name()), q);
+        expect_parts_equal(back.at(m->layers().at(l).weight_name()), q);
         EXPECT_TRUE(torch::equal(loaded->weight(l), m->weight(l)));
     }
 }

@@ -125,6 +125,10 @@ TEST(CodecSpec, BadSpecsGiveClearErrors) {
     EXPECT_NE(message("rtn:b").find("needs a value"), std::string::npos);
 }
 
+// TEST_P in the anonymous namespace with its fixture: a test class outside it deriving from the fixture is
+// a -Wsubobject-linkage warning when this file is compiled inside a unity batch.
+namespace {
+
 TEST_P(EveryCodec, SpecPrintsCanonicallyAndReparses) {
     const CodecSpec s = CodecSpec::parse(GetParam().spec);
     EXPECT_EQ(CodecSpec::parse(s.to_string()), s);
@@ -166,6 +170,8 @@ TEST_P(EveryCodec, QuantizesDeterministicallyWithHonestBitsAndExactSerialization
     EXPECT_TRUE(torch::equal(codec->dequantize(back), wq));
 }
 
+}  // namespace
+
 TEST(EveryCodecFamily, MoreBitsGiveLessError) {
     const auto W = trained_like_weight();
     const CalibStats calib = calibration();
@@ -201,8 +207,6 @@ const LayerShape kRealShapes[] = {
     {"real down_proj", 32, 384}};
 constexpr int64_t kMaxHessianCols = 2304;
 
-class EveryCodecOnRealShapes : public ::testing::TestWithParam<std::string> {};
-
 std::vector<std::string> row_names() {
     std::vector<std::string> out;
     for (const auto& t : codec_table()) out.push_back(t.name);
@@ -210,6 +214,8 @@ std::vector<std::string> row_names() {
 }
 
 }  // namespace
+
+class EveryCodecOnRealShapes : public ::testing::TestWithParam<std::string> {};
 
 // The default setting and every example of each codec on every real width: quantize, dequantize, honest
 // bits, serialized parts that decode the same, and the packed kernel's dequantization equal to core's (within
@@ -266,8 +272,8 @@ TEST_P(EveryCodecOnRealShapes, QuantizesEveryWidth) {
 
 INSTANTIATE_TEST_SUITE_P(Registry, EveryCodecOnRealShapes, ::testing::ValuesIn(row_names()));
 
-INSTANTIATE_TEST_SUITE_P(Registry, EveryCodec, ::testing::ValuesIn(all_cases()), [](const auto& info) {
-    std::string n = info.param.spec;
+INSTANTIATE_TEST_SUITE_P(Registry, EveryCodec, ::testing::ValuesIn(all_cases()), [](const auto& example) {
+    std::string n = example.param.spec;
     for (char& c : n)
         if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
     return n;

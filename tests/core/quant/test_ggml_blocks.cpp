@@ -29,7 +29,7 @@ std::vector<float> decode(GgmlType t, const std::vector<uint8_t>& b, int64_t n) 
     return y;
 }
 
-std::vector<float> gaussian(std::size_t n, uint32_t seed) {
+std::vector<float> gaussian_floats(std::size_t n, uint32_t seed) {
     std::mt19937 rng(seed);
     std::normal_distribution<float> nd(0.0f, 1.0f);
     std::vector<float> x(n);
@@ -279,7 +279,7 @@ TEST(GgmlBlocks, Q6_KDecoderProbe) {
 }
 
 TEST(GgmlBlocks, EncoderWritesExactlyTheRowAndBlocksAreIndependent) {
-    const auto x = gaussian(512, 7);
+    const auto x = gaussian_floats(512, 7);
     for (const GgmlTypeInfo& info : ggml_types()) {
         const std::size_t n = ggml_row_bytes(info.type, 512);
         std::vector<uint8_t> buf(n + 16, 0xA5);
@@ -308,7 +308,7 @@ TEST(GgmlBlocks, ZeroAndConstantRowsDecodeExactly) {
 }
 
 TEST(GgmlBlocks, F32IsExactAndF16RoundsToNearest) {
-    const auto x = gaussian(256, 1);
+    const auto x = gaussian_floats(256, 1);
     EXPECT_EQ(decode(GgmlType::F32, encode(GgmlType::F32, x), 256), x);
     const auto y = decode(GgmlType::F16, encode(GgmlType::F16, x), 256);
     for (int i = 0; i < 256; ++i) EXPECT_LE(std::fabs(x[i] - y[i]), std::fabs(x[i]) * std::ldexp(1.0f, -11) + 1e-7f);
@@ -318,7 +318,7 @@ TEST(GgmlBlocks, F32IsExactAndF16RoundsToNearest) {
 }
 
 TEST(GgmlBlocks, LegacyRoundTripBounds) {
-    const auto x = gaussian(32 * 256, 2);
+    const auto x = gaussian_floats(32 * 256, 2);
     const int64_t n = int64_t(x.size());
     // Q8_0: every element within half a step of the stored fp16 scale.
     {
@@ -363,7 +363,7 @@ TEST(GgmlBlocks, KQuantRoundTripErrorsAreOrderedAndBounded) {
     // Relative RMSE on unit Gaussian weights, 64 super-blocks. Uniform-grid theory (step / sqrt(12) with a
     // step of about range / levels) puts Q6_K near 1%, Q4_K near 5-7%, Q2_K near 30%; the bounds below leave
     // room for the scale quantization. Measured values are in docs/gguf-export.md.
-    const auto x = gaussian(256 * 64, 3);
+    const auto x = gaussian_floats(256 * 64, 3);
     const int64_t n = int64_t(x.size());
     const GgmlType order[] = {GgmlType::Q6_K, GgmlType::Q5_K, GgmlType::Q4_K, GgmlType::Q3_K, GgmlType::Q2_K};
     const double bound[] = {0.02, 0.04, 0.08, 0.17, 0.36};
@@ -388,7 +388,7 @@ TEST(GgmlBlocks, KQuantRoundTripErrorsAreOrderedAndBounded) {
 TEST(GgmlBlocks, KQuantWorstElementErrorIsAboutOneStep) {
     // Per element, the error relative to its sub-block's largest magnitude stays near one grid step of
     // that sub-block (2 * absmax / (levels - 1)); sub-block sizes are 16 (Q2_K, Q3_K, Q6_K) and 32.
-    const auto x = gaussian(256 * 64, 4);
+    const auto x = gaussian_floats(256 * 64, 4);
     struct Case { GgmlType t; int sub; int levels; };
     for (const Case& c : {Case{GgmlType::Q2_K, 16, 4}, Case{GgmlType::Q3_K, 16, 8}, Case{GgmlType::Q4_K, 32, 16},
                           Case{GgmlType::Q5_K, 32, 32}, Case{GgmlType::Q6_K, 16, 64}}) {

@@ -17,8 +17,10 @@
 #include "model/tokenizer.h"
 #include "quant/codec.h"
 #include "support/test_paths.h"
+#include "support/weights.h"
 
 using namespace quench;
+using quench::test::trained_like;
 
 namespace {
 
@@ -58,11 +60,6 @@ CalibStats synthetic_calib(int64_t cols, uint64_t seed, int64_t n = 4096) {
     const auto mixed = torch::randn({n, cols / 2}, gen).matmul(torch::randn({cols / 2, cols}, gen));
     const auto x = mixed * (0.2 + torch::rand({cols}, gen)) + 0.1 * torch::randn({n, cols}, gen);
     return {x.t().matmul(x) / static_cast<double>(n), x.abs().mean(0)};
-}
-
-at::Tensor trained_like(int64_t rows, int64_t cols, uint64_t seed) {
-    auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
-    return torch::randn({rows, cols}, gen) * torch::exp(0.35 * torch::randn({rows, cols}, gen)) * 0.02;
 }
 
 // tr((W - W') H (W - W')^T): the output error GPTQ minimises.

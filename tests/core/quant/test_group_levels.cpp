@@ -14,7 +14,7 @@ using namespace quench;
 
 namespace {
 
-QuantizedTensor quantize(const std::string& spec, int64_t rows, int64_t cols) {
+QuantizedTensor quantize_for_levels(const std::string& spec, int64_t rows, int64_t cols) {
     auto gen = at::make_generator<at::CPUGeneratorImpl>(5);
     const auto W = torch::randn({rows, cols}, gen) * 0.02;
     const auto x = torch::randn({4 * cols, cols}, gen);
@@ -22,14 +22,14 @@ QuantizedTensor quantize(const std::string& spec, int64_t rows, int64_t cols) {
     return make_codec(spec)->quantize(W, {&calib, 1, nullptr});
 }
 
-bool contains(const std::vector<double>& v, double x) { return std::binary_search(v.begin(), v.end(), x); }
+bool has_level(const std::vector<double>& v, double x) { return std::binary_search(v.begin(), v.end(), x); }
 
 }  // namespace
 
 TEST(GroupLevels, GridLevelsCoverEveryDequantizedWeightOfTheGroup) {
     for (const auto& [spec, levels] : std::vector<std::pair<std::string, std::size_t>>{
              {"rtn:b=4,g=32", 16}, {"rtn:b=3,g=64,sym", 8}, {"paretoq:b=2", 4}, {"gptq:b=2,g=32", 4}}) {
-        const QuantizedTensor q = quantize(spec, 6, 128);
+        const QuantizedTensor q = quantize_for_levels(spec, 6, 128);
         const int64_t g = group_columns(q);
         EXPECT_EQ(g, spec.find("paretoq") != std::string::npos ? 128 : spec.find("g=64") != std::string::npos ? 64 : 32) << spec;
         const auto W = make_codec(q.spec)->dequantize(q).to(torch::kDouble);
@@ -41,13 +41,14 @@ TEST(GroupLevels, GridLevelsCoverEveryDequantizedWeightOfTheGroup) {
                 EXPECT_TRUE(std::is_sorted(l.values.begin(), l.values.end()));
                 const auto w = W[row].narrow(0, group * g, g).contiguous();
                 for (int64_t c = 0; c < g; ++c)
-                    EXPECT_TRUE(contains(l.values, w[c].item<double>())) << spec << " row " << row << " group " << group;
+                    EXPECT_TRUE(has_level(l.values, w[c].item<double>()))
+                        << spec << " row " << row << " group " << group;
             }
     }
 }
 
 TEST(GroupLevels, OtherCodecsListTheRowsDistinctValuesThinnedByRank) {
-    const QuantizedTensor q = quantize("liftquant:D=16,d=8", 4, 64);
+    const QuantizedTensor q = quantize_for_levels("liftquant:D=16,d=8", 4, 64);
     EXPECT_EQ(group_columns(q), 64);
     const auto row = make_codec(q.spec)->dequantize(q)[2].to(torch::kDouble);
     const auto uniq = std::get<0>(at::_unique(row));
@@ -63,7 +64,7 @@ TEST(GroupLevels, OtherCodecsListTheRowsDistinctValuesThinnedByRank) {
 }
 
 TEST(GroupLevels, RowsAndGroupsOutOfRangeAreErrors) {
-    const QuantizedTensor q = quantize("rtn:b=4,g=32", 3, 64);
+    const QuantizedTensor q = quantize_for_levels("rtn:b=4,g=32", 3, 64);
     const std::string row = test::error_of([&] { group_levels(q, 3, 0, 16); });
     EXPECT_NE(row.find("row 3"), std::string::npos) << row;
     const std::string group = test::error_of([&] { group_levels(q, 0, 2, 16); });

@@ -15,19 +15,13 @@
 #include "quant/codec.h"
 #include "quant/kernel_views.h"
 #include "support/errors.h"
+#include "support/weights.h"
 
 using namespace quench;
+using quench::test::quantize_random;
 namespace qk = quench::kernels;
 
 namespace {
-
-QuantizedTensor quantize(const std::string& spec, int64_t rows, int64_t cols, uint64_t seed = 1) {
-    auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
-    const auto W = torch::randn({rows, cols}, gen) * 0.02;
-    const auto x = torch::randn({4 * cols, cols}, gen);
-    const CalibStats calib{x.t().matmul(x) / static_cast<double>(4 * cols), torch::rand({cols}, gen) + 0.5};
-    return make_codec(spec)->quantize(W, {&calib, seed, nullptr});
-}
 
 at::Tensor& part_data(QuantizedTensor& q, const std::string& name) {
     for (auto& p : q.parts)
@@ -36,7 +30,7 @@ at::Tensor& part_data(QuantizedTensor& q, const std::string& name) {
 }
 
 // fn throws quench::Error whose message holds the spec and every one of `parts`.
-void expect_error(const std::function<void()>& fn, const CodecSpec& spec, const std::vector<std::string>& parts) {
+void expect_view_error(const std::function<void()>& fn, const CodecSpec& spec, const std::vector<std::string>& parts) {
     const std::string msg = test::error_of(fn);
     ASSERT_FALSE(msg.empty()) << "no quench::Error for " << spec.to_string();
     EXPECT_NE(msg.find("'" + spec.to_string() + "'"), std::string::npos) << msg;
@@ -57,7 +51,7 @@ TEST(KernelViews, FamilyOfEveryCodecSetting) {
 }
 
 TEST(KernelViews, GridViewsFollowTheSpecAndPointIntoTheParts) {
-    const QuantizedTensor asym = quantize("rtn:b=3,g=32", 5, 64);
+    const QuantizedTensor asym = quantize_random("rtn:b=3,g=32", 5, 64);
     const qk::GridView a = grid_view(asym);
     EXPECT_EQ(a.kind, qk::GridKind::AsymInt);
     EXPECT_EQ(a.bits, 3);
@@ -75,7 +69,7 @@ TEST(KernelViews, GridViewsFollowTheSpecAndPointIntoTheParts) {
         {"paretoq:b=1.58", qk::GridKind::Ternary, 0, 64},   {"paretoq:b=2", qk::GridKind::Seq, 2, 64},
         {"paretoq:b=4", qk::GridKind::SymInt, 4, 64},       {"gptq:b=1.58,g=32,grid=paretoq", qk::GridKind::Ternary, 0, 32}};
     for (const auto& [spec, kind, bits, group] : table) {
-        const QuantizedTensor q = quantize(spec, 3, 64);
+        const QuantizedTensor q = quantize_random(spec, 3, 64);
         const qk::GridView v = grid_view(q);
         EXPECT_EQ(v.kind, kind) << spec;
         EXPECT_EQ(v.bits, bits) << spec;
@@ -87,7 +81,7 @@ TEST(KernelViews, GridViewsFollowTheSpecAndPointIntoTheParts) {
 }
 
 TEST(KernelViews, OtherFamiliesFollowTheSpecAndPointIntoTheParts) {
-    const QuantizedTensor lift = quantize("liftquant:D=16,d=8,awq", 3, 32);
+    const QuantizedTensor lift = quantize_random("liftquant:D=16,d=8,awq", 3, 32);
     const qk::LiftView l = std::get<qk::LiftView>(kernel_view(lift));
     EXPECT_EQ(l.D, 16);
     EXPECT_EQ(l.d, 8);
@@ -95,18 +89,18 @@ TEST(KernelViews, OtherFamiliesFollowTheSpecAndPointIntoTheParts) {
     EXPECT_EQ(static_cast<const void*>(l.M), lift.part("M").data.data_ptr());
     EXPECT_EQ(l.signs, lift.part("signs").data.data_ptr<uint8_t>());
     EXPECT_EQ(static_cast<const void*>(l.act_scale), lift.part("act_scale").data.data_ptr());
-    const qk::LiftView plain = lift_view(quantize("liftquant:D=16,d=8,had=0", 3, 32));
+    const qk::LiftView plain = lift_view(quantize_random("liftquant:D=16,d=8,had=0", 3, 32));
     EXPECT_EQ(plain.signs, nullptr);
     EXPECT_EQ(plain.act_scale, nullptr);
 
-    const QuantizedTensor lattice = quantize("lcqat:had=16,hessian=0", 24, 32);
+    const QuantizedTensor lattice = quantize_random("lcqat:had=16,hessian=0", 24, 32);
     const qk::LatticeView t = std::get<qk::LatticeView>(kernel_view(lattice));
     EXPECT_EQ(t.had_in, 16);
     EXPECT_EQ(t.had_out, 8);  // the largest power of two <= 16 dividing 24
     EXPECT_EQ(t.A, lattice.part("A").data.data_ptr<float>());
     EXPECT_EQ(static_cast<const void*>(t.sv), lattice.part("sv").data.data_ptr());
 
-    const QuantizedTensor qamw = quantize("qamw:k=6,block=16,signs", 3, 32, 42);
+    const QuantizedTensor qamw = quantize_random("qamw:k=6,block=16,signs", 3, 32, 42);
     const qk::QamwView m = std::get<qk::QamwView>(kernel_view(qamw));
     EXPECT_EQ(m.k, 6);
     EXPECT_EQ(m.block, 16);
@@ -118,44 +112,45 @@ TEST(KernelViews, OtherFamiliesFollowTheSpecAndPointIntoTheParts) {
 }
 
 TEST(KernelViews, PartsThatDoNotFitNameTheSpecAndThePart) {
-    const QuantizedTensor good = quantize("rtn:b=4,g=32", 4, 64);
+    const QuantizedTensor good = quantize_random("rtn:b=4,g=32", 4, 64);
     QuantizedTensor q = good;
     part_data(q, "scales") = good.part("scales").data.to(torch::kFloat);
-    expect_error([&] { grid_view(q); }, q.spec, {"part 'scales'", "Float", "Half"});
+    expect_view_error([&] { grid_view(q); }, q.spec, {"part 'scales'", "Float", "Half"});
     q = good;
     part_data(q, "codes") = good.part("codes").data.narrow(0, 0, 127);
-    expect_error([&] { kernel_view(q); }, q.spec, {"part 'codes'", "holds 127 values, expected 128"});
+    expect_view_error([&] { kernel_view(q); }, q.spec, {"part 'codes'", "holds 127 values, expected 128"});
     q = good;
     part_data(q, "scales") = good.part("scales").data.view({4, 2}).t();
-    expect_error([&] { grid_view(q); }, q.spec, {"part 'scales'", "not contiguous"});
+    expect_view_error([&] { grid_view(q); }, q.spec, {"part 'scales'", "not contiguous"});
     q = good;
     q.parts.erase(q.parts.begin() + 2);  // zeros
-    expect_error([&] { grid_view(q); }, q.spec, {"missing part 'zeros'"});
+    expect_view_error([&] { grid_view(q); }, q.spec, {"missing part 'zeros'"});
 
-    QuantizedTensor lift = quantize("liftquant:D=16,d=8", 3, 32);
+    QuantizedTensor lift = quantize_random("liftquant:D=16,d=8", 3, 32);
     part_data(lift, "signs") = torch::zeros({3}, torch::kUInt8);
-    expect_error([&] { lift_view(lift); }, lift.spec, {"part 'signs'", "holds 3 values, expected 4"});
-    QuantizedTensor lattice = quantize("lcqat:hessian=0", 4, 128);
+    expect_view_error([&] { lift_view(lift); }, lift.spec, {"part 'signs'", "holds 3 values, expected 4"});
+    QuantizedTensor lattice = quantize_random("lcqat:hessian=0", 4, 128);
     part_data(lattice, "A") = lattice.part("A").data.to(torch::kDouble);
-    expect_error([&] { lattice_view(lattice); }, lattice.spec, {"part 'A'", "Double", "Float"});
-    QuantizedTensor qamw = quantize("qamw:k=6,block=16,signs", 3, 32);
+    expect_view_error([&] { lattice_view(lattice); }, lattice.spec, {"part 'A'", "Double", "Float"});
+    QuantizedTensor qamw = quantize_random("qamw:k=6,block=16,signs", 3, 32);
     part_data(qamw, "sign_seed") = torch::zeros({1}, torch::kInt);
-    expect_error([&] { qamw_view(qamw); }, qamw.spec, {"part 'sign_seed'", "Int", "Long"});
+    expect_view_error([&] { qamw_view(qamw); }, qamw.spec, {"part 'sign_seed'", "Int", "Long"});
     part_data(qamw, "sign_seed") = torch::zeros({2}, torch::kLong);
-    expect_error([&] { qamw_view(qamw); }, qamw.spec, {"part 'sign_seed'", "holds 2 values, expected 1"});
+    expect_view_error([&] { qamw_view(qamw); }, qamw.spec, {"part 'sign_seed'", "holds 2 values, expected 1"});
 }
 
 TEST(KernelViews, UnknownCodecsUnreadSettingsAndWrongFamiliesAreErrors) {
     QuantizedTensor unknown;  // a default spec names no codec
     unknown.rows = unknown.cols = 4;
-    expect_error([&] { kernel_view(unknown); }, unknown.spec, {"unknown codec ''", "rtn", "qamw"});
-    expect_error([&] { kernel_family(unknown.spec); }, unknown.spec, {"unknown codec ''"});
+    expect_view_error([&] { kernel_view(unknown); }, unknown.spec, {"unknown codec ''", "rtn", "qamw"});
+    expect_view_error([&] { kernel_family(unknown.spec); }, unknown.spec, {"unknown codec ''"});
 
-    const QuantizedTensor polar = quantize("qamw:k=6,block=16,coding=polar", 3, 32);
-    expect_error([&] { kernel_view(polar); }, polar.spec, {"no packed kernel reads this codec setting"});
-    expect_error([&] { qamw_view(polar); }, polar.spec, {"no packed kernel reads this codec setting"});
+    const QuantizedTensor polar = quantize_random("qamw:k=6,block=16,coding=polar", 3, 32);
+    expect_view_error([&] { kernel_view(polar); }, polar.spec, {"no packed kernel reads this codec setting"});
+    expect_view_error([&] { qamw_view(polar); }, polar.spec, {"no packed kernel reads this codec setting"});
 
-    const QuantizedTensor rtn = quantize("rtn:b=4,g=32", 4, 64);
-    expect_error([&] { lift_view(rtn); }, rtn.spec, {"a lift view was asked for", "the grid kernel reads this codec"});
-    expect_error([&] { lattice_view(rtn); }, rtn.spec, {"a lattice view"});
+    const QuantizedTensor rtn = quantize_random("rtn:b=4,g=32", 4, 64);
+    expect_view_error([&] { lift_view(rtn); }, rtn.spec,
+                      {"a lift view was asked for", "the grid kernel reads this codec"});
+    expect_view_error([&] { lattice_view(rtn); }, rtn.spec, {"a lattice view"});
 }

@@ -18,15 +18,14 @@
 #include "quant/lift_matrix.h"
 #include "support/errors.h"
 #include "support/test_paths.h"
+#include "support/weights.h"
 
 using namespace quench;
 using quench::test::error_of;
+using quench::test::gaussian;
+using quench::test::rel_error;
 
 namespace {
-
-at::Tensor gaussian(std::vector<int64_t> shape, uint64_t seed) {
-    return torch::randn(shape, at::make_generator<at::CPUGeneratorImpl>(seed));
-}
 
 // The paper's search written out with dense tensors (lattice_generator2.py's benchmark): distances from
 // w to M sign([M; N]^{-1} [w; z]) for every z.
@@ -44,8 +43,6 @@ at::Tensor reference_min_distance(const at::Tensor& M, const at::Tensor& w) {
     const auto y = torch::sign(lifted.matmul(inv.t()));
     return std::get<0>((wd.unsqueeze(1) - y.matmul(Md.t())).square().sum(-1).min(1));
 }
-
-double rel_error(const at::Tensor& a, const at::Tensor& b) { return ((a - b).norm() / b.norm()).item<double>(); }
 
 }  // namespace
 

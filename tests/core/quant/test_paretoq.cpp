@@ -7,15 +7,12 @@
 
 #include "common/error.h"
 #include "quant/codec.h"
+#include "support/weights.h"
 
 using namespace quench;
+using quench::test::trained_like;
 
 namespace {
-
-at::Tensor trained_like(int64_t rows, int64_t cols, uint64_t seed) {
-    auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
-    return torch::randn({rows, cols}, gen) * torch::exp(0.35 * torch::randn({rows, cols}, gen)) * 0.02;
-}
 
 struct Grid {
     std::string b;

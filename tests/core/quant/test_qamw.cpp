@@ -16,26 +16,24 @@
 #include "quant/lloyd_max.h"
 #include "quant/qamw.h"
 #include "support/test_paths.h"
+#include "support/weights.h"
 
 using namespace quench;
+using quench::test::gaussian;
 
 namespace {
-
-at::Tensor gaussian(int64_t rows, int64_t cols, uint64_t seed) {
-    return torch::randn({rows, cols}, at::make_generator<at::CPUGeneratorImpl>(seed));
-}
 
 double squared_error(const std::string& spec, const at::Tensor& W, const QuantizeContext& ctx = {}) {
     const auto codec = make_codec(spec);
     return (codec->dequantize(codec->quantize(W, ctx)) - W).pow(2).sum().item<double>();
 }
 
-double rel_error(const std::string& spec, const at::Tensor& W, const QuantizeContext& ctx = {}) {
+double codec_rel_error(const std::string& spec, const at::Tensor& W, const QuantizeContext& ctx = {}) {
     return std::sqrt(squared_error(spec, W, ctx) / W.pow(2).sum().item<double>());
 }
 
 // Runs f and checks that it throws quench::Error with `part` in the message.
-void expect_error(const std::function<void()>& f, const std::string& part) {
+void expect_qamw_error(const std::function<void()>& f, const std::string& part) {
     try {
         f();
     } catch (const Error& e) {
@@ -66,7 +64,7 @@ TEST(QamW, SpecsParseWithDefaultsAndPrintCanonically) {
 TEST(QamW, BitAccountingMatchesAHandCount) {
     // 256 x 512 at k = 8: 65536 pairs x 8 bits = 4 bits per weight; 256 fp16 row norms = 16/512 per weight; the
     // shared codebook is 256 points x 2 coordinates x 16 bits = 8192 bits, 8192 / 131072 = 1/16 per weight.
-    const auto W = gaussian(256, 512, 1);
+    const auto W = gaussian({256, 512}, 1);
     const auto codec = make_codec("qamw:k=8,block=128");
     const QuantizedTensor q = codec->quantize(W, {});
     EXPECT_DOUBLE_EQ(q.code_bits_per_weight(), 4.0);
@@ -81,7 +79,7 @@ TEST(QamW, BitAccountingMatchesAHandCount) {
     EXPECT_DOUBLE_EQ(codec->estimate_bits(256, 512).total_bits_per_weight, q.total_bits_per_weight());
 
     // Every layer with the setting stores the identical codebook, so model totals may count it once.
-    EXPECT_TRUE(torch::equal(codec->quantize(gaussian(64, 256, 2), {}).part("codebook").data, book.data));
+    EXPECT_TRUE(torch::equal(codec->quantize(gaussian({64, 256}, 2), {}).part("codebook").data, book.data));
 
     // act_scale adds 512 fp16 channel scales (1/16 bit per weight), signs a 64-bit seed.
     auto gen = at::make_generator<at::CPUGeneratorImpl>(3);
@@ -99,11 +97,11 @@ TEST(QamW, BitAccountingMatchesAHandCount) {
 TEST(QamW, GaussianSourceErrorIsTheCodebookDistortionAndFallsWithK) {
     // An i.i.d. Gaussian row, normalised and rotated, is a set of N(0,1) pairs: the relative squared error is
     // the codebook's distortion per dimension, measured here by brute force on independent samples.
-    const auto W = gaussian(256, 1024, 7);
-    const auto pairs = gaussian(1 << 16, 2, 8);
+    const auto W = gaussian({256, 1024}, 7);
+    const auto pairs = gaussian({1 << 16, 2}, 8);
     double prev = 1.0;
     for (int k = 4; k <= 12; ++k) {
-        const double rel2 = std::pow(rel_error("qamw:k=" + std::to_string(k), W), 2);
+        const double rel2 = std::pow(codec_rel_error("qamw:k=" + std::to_string(k), W), 2);
         EXPECT_LT(rel2, prev) << "k=" << k;
         prev = rel2;
         if (k % 2 == 0 && k <= 8) {
@@ -116,10 +114,10 @@ TEST(QamW, GaussianSourceErrorIsTheCodebookDistortionAndFallsWithK) {
 }
 
 TEST(QamW, JointCodingBeatsPolarCodingAtEqualBitsOnAGaussianSource) {
-    const auto W = gaussian(128, 1024, 9);
+    const auto W = gaussian({128, 1024}, 9);
     for (int k : {4, 6, 8, 10, 12}) {
         const std::string ks = "qamw:k=" + std::to_string(k);
-        const double joint = rel_error(ks, W), polar = rel_error(ks + ",coding=polar", W);
+        const double joint = codec_rel_error(ks, W), polar = codec_rel_error(ks + ",coding=polar", W);
         const PolarSplit split = qamw_polar_split(k);
         std::cout << "[ gaussian ] k=" << k << " joint " << joint << " polar " << polar << " (split "
                   << split.amplitude_bits << "+" << split.phase_bits << ")\n";
@@ -163,7 +161,7 @@ TEST(QamW, JointCodingBeatsPolarCodingOnTheRealModel) {
 }
 
 TEST(QamW, DeterministicAndSeedOnlyMattersWithSigns) {
-    const auto W = gaussian(32, 256, 10);
+    const auto W = gaussian({32, 256}, 10);
     for (const std::string spec : {"qamw:k=9", "qamw:k=9,coding=polar", "qamw:k=9,signs"}) {
         const auto codec = make_codec(spec);
         const auto a = codec->quantize(W, {nullptr, 1, nullptr}), b = codec->quantize(W, {nullptr, 1, nullptr});
@@ -178,8 +176,9 @@ TEST(QamW, DeterministicAndSeedOnlyMattersWithSigns) {
 TEST(QamW, RandomSignsRescueRowsTheHadamardConcentrates) {
     // A constant row maps to one spike per Hadamard block, far outside a Gaussian codebook; random signs
     // first turn it into a +-c row that rotates to a Gaussian-like one.
-    const auto W = torch::ones({16, 256}) + 0.01 * gaussian(16, 256, 11);
-    const double plain = rel_error("qamw:k=8", W), signs = rel_error("qamw:k=8,signs", W, {nullptr, 3, nullptr});
+    const auto W = torch::ones({16, 256}) + 0.01 * gaussian({16, 256}, 11);
+    const double plain = codec_rel_error("qamw:k=8", W),
+                 signs = codec_rel_error("qamw:k=8,signs", W, {nullptr, 3, nullptr});
     EXPECT_LT(signs, 0.5 * plain) << "plain " << plain << " signs " << signs;
     EXPECT_LT(signs, 0.15);
 }
@@ -189,7 +188,7 @@ TEST(QamW, ActivationAwareScalingLowersOutputError) {
     auto gen = at::make_generator<at::CPUGeneratorImpl>(12);
     const auto x = torch::randn({4096, cols}, gen) * torch::exp(torch::randn({cols}, gen));  // uneven channels
     const CalibStats calib{{}, x.abs().mean(0)};
-    const auto W = 0.02 * gaussian(64, cols, 13);
+    const auto W = 0.02 * gaussian({64, cols}, 13);
     auto output_error = [&](const std::string& spec) {
         const auto codec = make_codec(spec);
         const auto Wq = codec->dequantize(codec->quantize(W, {&calib, 0, nullptr}));
@@ -204,7 +203,7 @@ TEST(QamW, ActivationAwareScalingLowersOutputError) {
 }
 
 TEST(QamW, ZeroRowsStayZero) {
-    auto W = gaussian(8, 256, 14);
+    auto W = gaussian({8, 256}, 14);
     W[3].zero_();
     for (const std::string spec : {"qamw:k=6", "qamw:k=6,coding=polar"}) {
         const auto codec = make_codec(spec);
@@ -215,11 +214,11 @@ TEST(QamW, ZeroRowsStayZero) {
 }
 
 TEST(QamW, BadSettingsGiveClearErrors) {
-    const auto W = gaussian(8, 640, 15);
-    expect_error([] { make_codec("qamw:block=100"); }, "block must be a power of two, got 100");
-    expect_error([] { CodecSpec::parse("qamw:k=3"); }, "k must be in [4, 12]");
-    expect_error([] { CodecSpec::parse("qamw:k=13"); }, "k must be in [4, 12]");
-    expect_error([] { CodecSpec::parse("qamw:coding=qam"); }, "coding must be one of joint, polar");
+    const auto W = gaussian({8, 640}, 15);
+    expect_qamw_error([] { make_codec("qamw:block=100"); }, "block must be a power of two, got 100");
+    expect_qamw_error([] { CodecSpec::parse("qamw:k=3"); }, "k must be in [4, 12]");
+    expect_qamw_error([] { CodecSpec::parse("qamw:k=13"); }, "k must be in [4, 12]");
+    expect_qamw_error([] { CodecSpec::parse("qamw:coding=qam"); }, "coding must be one of joint, polar");
     // block= is the largest block: 640 = 5 x 128 takes 128, and codes exactly as block=128 does.
     const auto b256 = make_codec("qamw:block=256");
     EXPECT_EQ(qamw_block(b256->spec(), 640), 128);
@@ -229,26 +228,26 @@ TEST(QamW, BadSettingsGiveClearErrors) {
     const QuantizedTensor q256 = b256->quantize(W, {}), q128 = make_codec("qamw:block=128")->quantize(W, {});
     EXPECT_TRUE(torch::equal(q256.part("codes").data, q128.part("codes").data));
     EXPECT_TRUE(torch::equal(b256->dequantize(q256), make_codec("qamw:block=128")->dequantize(q128)));
-    expect_error([&] { b256->quantize(gaussian(8, 641, 15), {}); }, "input width 641 is not even");
-    expect_error([&] { b256->estimate_bits(8, 641); }, "is not even");
+    expect_qamw_error([&] { b256->quantize(gaussian({8, 641}, 15), {}); }, "input width 641 is not even");
+    expect_qamw_error([&] { b256->estimate_bits(8, 641); }, "is not even");
 
     const auto aware = make_codec("qamw:k=8,act_scale");
-    expect_error([&] { aware->quantize(W, {}); }, "act_scale needs calibration statistics");
+    expect_qamw_error([&] { aware->quantize(W, {}); }, "act_scale needs calibration statistics");
     const CalibStats hessian_only{torch::eye(640), {}};
-    expect_error([&] { aware->quantize(W, {&hessian_only, 0, nullptr}); }, "CalibStats::act_scale");
+    expect_qamw_error([&] { aware->quantize(W, {&hessian_only, 0, nullptr}); }, "CalibStats::act_scale");
     const CalibStats short_scale{{}, torch::ones({320})};
-    expect_error([&] { aware->quantize(W, {&short_scale, 0, nullptr}); }, "act_scale has 320 channels");
+    expect_qamw_error([&] { aware->quantize(W, {&short_scale, 0, nullptr}); }, "act_scale has 320 channels");
 
     const QuantizedTensor q8 = make_codec("qamw:k=8")->quantize(W, {});
-    expect_error([&] { make_codec("qamw:k=9")->dequantize(q8); }, "cannot decode a tensor quantized as qamw:k=8");
+    expect_qamw_error([&] { make_codec("qamw:k=9")->dequantize(q8); }, "cannot decode a tensor quantized as qamw:k=8");
     QuantizedTensor cut = q8;
     for (auto& p : cut.parts)
         if (p.name == "norms") p.data = p.data.slice(0, 0, 4);
-    expect_error([&] { make_codec("qamw:k=8")->dequantize(cut); }, "part 'norms' has 4 values, expected 8");
+    expect_qamw_error([&] { make_codec("qamw:k=8")->dequantize(cut); }, "part 'norms' has 4 values, expected 8");
 
     auto bad = W.clone();
     bad[0][0] = std::numeric_limits<float>::quiet_NaN();
-    expect_error([&] { make_codec("qamw:k=8")->quantize(bad, {}); }, "non-finite");
+    expect_qamw_error([&] { make_codec("qamw:k=8")->quantize(bad, {}); }, "non-finite");
 
     CancelFlagProgress cancel;
     cancel.cancel();

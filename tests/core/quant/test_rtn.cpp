@@ -6,22 +6,18 @@
 #include "common/error.h"
 #include "quant/codec.h"
 #include "support/errors.h"
+#include "support/weights.h"
 
 using namespace quench;
+using quench::test::rel_error;
+using quench::test::trained_like;
 
 namespace {
-
-at::Tensor trained_like(int64_t rows, int64_t cols, uint64_t seed) {
-    auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
-    return torch::randn({rows, cols}, gen) * torch::exp(0.35 * torch::randn({rows, cols}, gen)) * 0.02;
-}
 
 at::Tensor roundtrip(const std::string& spec, const at::Tensor& W) {
     const auto codec = make_codec(spec);
     return codec->dequantize(codec->quantize(W, {}));
 }
-
-double rel_error(const at::Tensor& W, const at::Tensor& Wq) { return ((Wq - W).norm() / W.norm()).item<double>(); }
 
 using quench::test::error_of;
 
@@ -87,7 +83,7 @@ TEST(Rtn, ErrorFallsWithEveryExtraBitInEveryGroup) {
         for (int b = 2; b <= 8; ++b) {
             const auto Wq = roundtrip("rtn:b=" + std::to_string(b) + tail, W);
             const auto group_mse = (Wq - W).pow(2).view({-1, 32}).mean(1);
-            const double e = rel_error(W, Wq);
+            const double e = rel_error(Wq, W);
             EXPECT_LT(e, prev) << "b=" << b << tail;
             if (prev_group_mse.defined()) {
                 EXPECT_TRUE((group_mse < prev_group_mse).all().item<bool>()) << "b=" << b << tail;
@@ -105,12 +101,12 @@ TEST(Rtn, AsymmetricWinsOnAShiftedDistributionAndTiesOnACentredOne) {
     const auto shifted = centred + 0.05;  // every row's mass sits right of zero
     for (int b : {3, 4}) {
         const std::string base = "rtn:b=" + std::to_string(b) + ",g=128";
-        const double asym = rel_error(shifted, roundtrip(base, shifted)),
-                     sym = rel_error(shifted, roundtrip(base + ",sym", shifted));
+        const double asym = rel_error(roundtrip(base, shifted), shifted),
+                     sym = rel_error(roundtrip(base + ",sym", shifted), shifted);
         // Symmetric spends half its levels on negative values that never occur.
         EXPECT_LT(asym * 1.5, sym) << base;
-        const double asym_c = rel_error(centred, roundtrip(base, centred)),
-                     sym_c = rel_error(centred, roundtrip(base + ",sym", centred));
+        const double asym_c = rel_error(roundtrip(base, centred), centred),
+                     sym_c = rel_error(roundtrip(base + ",sym", centred), centred);
         EXPECT_LT(std::abs(asym_c - sym_c), 0.35 * sym_c) << base;
     }
 }

@@ -18,27 +18,17 @@
 #include "support/errors.h"
 #include "support/pages.h"
 #include "support/test_paths.h"
+#include "support/weights.h"
 
 using namespace quench;
-
-namespace {
-
-QuantizedTensor quantize(const std::string& spec, int64_t rows, int64_t cols, uint64_t seed) {
-    auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
-    const auto W = torch::randn({rows, cols}, gen) * 0.02;
-    const auto x = torch::randn({4 * cols, cols}, gen);
-    const CalibStats calib{x.t().matmul(x) / static_cast<double>(4 * cols), torch::rand({cols}, gen) + 0.5};
-    return make_codec(spec)->quantize(W, {&calib, seed, nullptr});
-}
-
-}  // namespace
+using quench::test::quantize_random;
 
 TEST(PackedLinear, EqualsTheDequantizedProductForEveryKernelFamily) {
     const std::vector<std::string> specs = {"rtn:b=4,g=32",   "rtn:b=3,g=64,sym", "paretoq:b=2",
                                             "paretoq:b=1.58", "liftquant:D=16,d=8", "lcqat", "qamw:k=8,block=64"};
     auto gen = at::make_generator<at::CPUGeneratorImpl>(99);
     for (std::size_t i = 0; i < specs.size(); ++i) {
-        const QuantizedTensor q = quantize(specs[i], 40, 128, i + 1);
+        const QuantizedTensor q = quantize_random(specs[i], 40, 128, i + 1);
         const auto Wd = make_codec(q.spec)->dequantize(q);
         const PackedLinear lin(q, 2);
         EXPECT_EQ(lin.out_features(), 40);
@@ -57,9 +47,10 @@ TEST(PackedLinear, EqualsTheDequantizedProductForEveryKernelFamily) {
 }
 
 TEST(PackedLinear, RefusesSettingsNoKernelReadsAndWrongInputs) {
-    const std::string polar = test::error_of([] { PackedLinear(quantize("qamw:k=8,block=64,coding=polar", 8, 64, 1)); });
+    const std::string polar = test::error_of(
+        [] { PackedLinear(quantize_random("qamw:k=8,block=64,coding=polar", 8, 64, 1)); });
     EXPECT_NE(polar.find("no packed kernel"), std::string::npos) << "[" << polar << "]";
-    const PackedLinear lin(quantize("rtn:b=4,g=32", 8, 64, 2));
+    const PackedLinear lin(quantize_random("rtn:b=4,g=32", 8, 64, 2));
     const std::string wrong = test::error_of([&] { lin.forward(torch::zeros({2, 63})); });
     EXPECT_NE(wrong.find("63"), std::string::npos) << wrong;
     EXPECT_NE(wrong.find("64"), std::string::npos) << wrong;
@@ -75,7 +66,7 @@ TEST(PackedLinear, Int8ActivationsRunTheFamilysInt8KernelOrStayFp32) {
                                      {"qamw:k=8,block=64", false}};
     auto gen = at::make_generator<at::CPUGeneratorImpl>(7);
     for (std::size_t i = 0; i < cases.size(); ++i) {
-        const QuantizedTensor q = quantize(cases[i].spec, 40, 128, i + 11);
+        const QuantizedTensor q = quantize_random(cases[i].spec, 40, 128, i + 11);
         const PackedLinear lin(q, 2, PackedActivations::Int8), exact(q, 2);
         EXPECT_EQ(lin.int8_activations(), cases[i].int8) << cases[i].spec;
         EXPECT_FALSE(exact.int8_activations()) << cases[i].spec;
@@ -100,14 +91,16 @@ TEST(PackedLinear, Int8ActivationsRunTheFamilysInt8KernelOrStayFp32) {
         const auto ref = x.to(torch::kFloat64).matmul(Wd.t());
         const auto scale = x.abs().to(torch::kFloat64).matmul(Wd.abs().t());
         EXPECT_LT(((y.to(torch::kFloat64) - ref).abs() / scale).max().item<double>(), 2e-2) << cases[i].spec;
-        if (cases[i].int8) EXPECT_FALSE(torch::equal(y, exact.forward(x))) << cases[i].spec;
+        if (cases[i].int8) {
+            EXPECT_FALSE(torch::equal(y, exact.forward(x))) << cases[i].spec;
+        }
     }
 }
 
 TEST(PackedLinear, LookupLayersGiveBackTheStoredCodesPages) {
     // A LiftQuant layer whose codes live in a mapped file, as a packed checkpoint's do: 256 x 512 weights,
     // (512 / 8) * 16 sign bits per row, 32 KiB of codes.
-    const QuantizedTensor q = quantize("liftquant:D=16,d=8", 256, 512, 5);
+    const QuantizedTensor q = quantize_random("liftquant:D=16,d=8", 256, 512, 5);
     const at::Tensor& codes = q.part("codes").data;
     test::ScratchDir dir;
     const std::string path = dir.file("codes.bin");

@@ -23,7 +23,7 @@ using namespace quench;
 
 namespace {
 
-struct Fixture {
+struct PackedModelFixture {
     std::unique_ptr<Tokenizer> tok = load_tokenizer(test::real_model_dir());
     std::vector<int32_t> calib =
         tokenize_text_file(*tok, test::shared_data("tinystories-valid/tinystories_val.train.txt"), true, 2048);
@@ -31,8 +31,8 @@ struct Fixture {
         tokenize_text_file(*tok, test::shared_data("tinystories-valid/tinystories_val.eval.txt"), true, 1500);
 };
 
-const Fixture& fx() {
-    static Fixture f;
+const PackedModelFixture& packed_model_fx() {
+    static PackedModelFixture f;
     return f;
 }
 
@@ -45,7 +45,7 @@ std::string write_packed(const test::ScratchDir& dir, const std::string& name,
     QuantizeOptions o;
     o.capture.ctx = 128;
     o.capture.sample_rows = 64;
-    const QuantizeResult r = quantize_model_layers(*m, plan, fx().calib, o);
+    const QuantizeResult r = quantize_model_layers(*m, plan, packed_model_fx().calib, o);
     const std::string out = dir.file(name);
     write_packed_checkpoint(*m, r.tensors, out);
     return out;
@@ -82,17 +82,23 @@ TEST(PackedModel, KernelsGiveTheDequantizedPerplexityWithoutADenseCopy) {
     EXPECT_GT(m.weight(*m.layers().index_of("model.layers.1.mlp.up_proj")).stride(0), 0);  // not packed: mapped
 
     const auto dense = load_model(out);  // the same checkpoint, every packed weight dequantized
-    const double p_dense = evaluate_perplexity({dense.get()}, fx().eval, eval_options(), fx().tok->bos_id()).perplexity;
-    const double p_kernels = evaluate_perplexity({&m, LlamaModel::Weights::Current, &pm->linear()}, fx().eval,
-                                                 eval_options(), fx().tok->bos_id())
+    const double p_dense = evaluate_perplexity({dense.get()}, packed_model_fx().eval, eval_options(),
+                                               packed_model_fx().tok->bos_id())
+                               .perplexity;
+    const double p_kernels = evaluate_perplexity({&m, LlamaModel::Weights::Current, &pm->linear()},
+                                                 packed_model_fx().eval, eval_options(),
+                                                 packed_model_fx().tok->bos_id())
                                  .perplexity;
     EXPECT_LT(std::abs(p_kernels - p_dense) / p_dense, 1e-3);
     EXPECT_LT(std::abs(p_kernels - p_dense) / p_dense, 1e-5);  // what fp32 summation order allows here
     // Without the override the placeholders reach the output: NaN, never a plausible wrong number.
-    EXPECT_TRUE(std::isnan(evaluate_perplexity({&m}, fx().eval, eval_options(), fx().tok->bos_id()).perplexity));
+    EXPECT_TRUE(std::isnan(
+        evaluate_perplexity({&m}, packed_model_fx().eval, eval_options(), packed_model_fx().tok->bos_id()).perplexity));
 
     // Logits agree position by position, not only on average.
-    const auto tokens = torch::tensor(std::vector<int64_t>(fx().eval.begin(), fx().eval.begin() + 40)).unsqueeze(0);
+    const auto tokens = torch::tensor(
+                            std::vector<int64_t>(packed_model_fx().eval.begin(), packed_model_fx().eval.begin() + 40))
+                            .unsqueeze(0);
     const auto ref = dense->logits(dense->forward_hidden(tokens));
     const auto got = m.logits(m.forward_hidden(tokens, nullptr, LlamaModel::Weights::Current, &pm->linear()),
                               LlamaModel::Weights::Current, &pm->linear());
@@ -101,8 +107,8 @@ TEST(PackedModel, KernelsGiveTheDequantizedPerplexityWithoutADenseCopy) {
     const auto pm8 = PackedModel::load(out, 2, nullptr, PackedActivations::Int8);
     EXPECT_EQ(pm8->int8_layers(), static_cast<int>(settings.size()) - 2);  // not v_proj (ternary), o_proj (qamw)
     EXPECT_EQ(pm->int8_layers(), 0);
-    const double p_int8 = evaluate_perplexity({&pm8->model(), LlamaModel::Weights::Current, &pm8->linear()}, fx().eval,
-                                              eval_options(), fx().tok->bos_id())
+    const double p_int8 = evaluate_perplexity({&pm8->model(), LlamaModel::Weights::Current, &pm8->linear()},
+                                              packed_model_fx().eval, eval_options(), packed_model_fx().tok->bos_id())
                               .perplexity;
     EXPECT_LT(std::abs(p_int8 - p_dense) / p_dense, 5e-3) << p_int8 << " vs " << p_dense;
     EXPECT_NE(p_int8, p_kernels);  // the int8 kernels ran
