@@ -121,7 +121,7 @@ JobRunner* WorkbenchSession::trainQat(const QatRequest& request) {
             });
         } catch (...) {
             // Failed, cancelled or not recorded: the model goes back to the layers the session still holds.
-            replace_with_dequantized(model, state->tensors);
+            replace_with_quantized(model, state->tensors);
             throw;
         }
     });

@@ -423,10 +423,10 @@ JobRunner* WorkbenchSession::measureSensitivity(const std::vector<std::size_t>& 
             try {
                 sensitivity_job(model, *state->tok, so, *measured, &p, run);
             } catch (...) {
-                replace_with_dequantized(model, state->tensors);
+                replace_with_quantized(model, state->tensors);
                 throw;
             }
-            replace_with_dequantized(model, state->tensors);
+            replace_with_quantized(model, state->tensors);
         });
     });
     connect(job, &JobRunner::progressed, this, [this, state, inbox, key] {

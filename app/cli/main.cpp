@@ -7,9 +7,11 @@
 
 #include "commands.h"
 #include "common/error.h"
+#include "common/heap.h"
 #include "jobs/run_records.h"
 
 int main(int argc, char** argv) {
+    quench::use_bounded_heap();
     using namespace quench::cli;
     CLI::App app{"quench-cli: quantize, evaluate and inspect Llama-family models"};
     app.set_version_flag("--version", std::string(QUENCH_VERSION));

@@ -2,9 +2,11 @@
 #include <QApplication>
 #include <QIcon>
 
+#include "common/heap.h"
 #include "main_window.h"
 
 int main(int argc, char** argv) {
+    quench::use_bounded_heap();
     // Fractional scale factors (150%) as the desktop sets them, rather than rounded to whole numbers.
     QGuiApplication::setHighDpiScaleFactorRoundingPolicy(Qt::HighDpiScaleFactorRoundingPolicy::PassThrough);
     QApplication app(argc, argv);

@@ -5,13 +5,11 @@
 #include <limits>
 
 #include "common/error.h"
+#include "io/gguf_writer.h"  // the format limits
 
 namespace quench {
 
 namespace {
-
-constexpr std::size_t kMaxNameBytes = 63;  // GGML_MAX_NAME - 1
-constexpr uint32_t kMaxDims = 4;
 
 // Bounds-checked little-endian reads over the mapping; `what` names the field for the error message.
 class Cursor {
@@ -129,12 +127,12 @@ GgufReader::GgufReader(const std::string& path) : file_(path) {
     for (uint64_t i = 0; i < n_tensors; ++i) {
         GgufTensorInfo t;
         t.name = c.str("tensor info " + std::to_string(i) + " name");
-        if (t.name.empty() || t.name.size() > kMaxNameBytes)
+        if (t.name.empty() || t.name.size() > kGgufMaxNameBytes)
             throw Error(path + ": tensor info " + std::to_string(i) + ": name of " + std::to_string(t.name.size()) +
-                        " bytes (GGUF allows 1 to " + std::to_string(kMaxNameBytes) + ")");
+                        " bytes (GGUF allows 1 to " + std::to_string(kGgufMaxNameBytes) + ")");
         const std::string where = "tensor '" + t.name + "'";
         const uint32_t n_dims = c.u32(where + " n_dims");
-        if (n_dims == 0 || n_dims > kMaxDims)
+        if (n_dims == 0 || n_dims > kGgufMaxDims)
             throw Error(path + ": " + where + ": n_dims " + std::to_string(n_dims) + " (GGUF tensors have 1 to 4)");
         uint64_t elems = 1;
         for (uint32_t d = 0; d < n_dims; ++d) {

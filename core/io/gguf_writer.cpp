@@ -13,8 +13,6 @@ namespace {
 
 constexpr uint32_t kGgufVersion = 3;
 constexpr uint32_t kDefaultAlignment = 32;
-constexpr std::size_t kMaxNameBytes = 63;  // ggml's GGML_MAX_NAME is 64 including the terminating NUL
-constexpr int kMaxDims = 4;                // GGML_MAX_DIMS
 
 template <typename T>
 std::vector<uint8_t> le_bytes(T v) {
@@ -269,11 +267,11 @@ void GgufWriter::set(const std::string& key, GgufValue value) {
 
 void GgufWriter::add_tensor(const std::string& name, std::vector<int64_t> ne, GgmlType type, Producer produce) {
     const std::string where = "GGUF writer: tensor '" + name + "': ";
-    if (name.empty() || name.size() > kMaxNameBytes)
-        throw Error(where + "name must be 1 to " + std::to_string(kMaxNameBytes) + " bytes");
+    if (name.empty() || name.size() > kGgufMaxNameBytes)
+        throw Error(where + "name must be 1 to " + std::to_string(kGgufMaxNameBytes) + " bytes");
     for (const Tensor& t : tensors_)
         if (t.name == name) throw Error(where + "added twice");
-    if (ne.empty() || ne.size() > std::size_t(kMaxDims))
+    if (ne.empty() || ne.size() > std::size_t(kGgufMaxDims))
         throw Error(where + std::to_string(ne.size()) + " dims; GGUF tensors have 1 to 4");
     uint64_t rows = 1;
     for (std::size_t i = 0; i < ne.size(); ++i) {

@@ -5,6 +5,7 @@
 // order (ne[0] = the contiguous row length), the ggml type and the offset inside the data section. Every
 // tensor's data starts at a multiple of the alignment (general.alignment, 32 unless set otherwise).
 // Hand-written because no GGUF library is packaged in Debian; the format is ggml's docs/gguf.md.
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -14,6 +15,10 @@
 #include "quant/ggml_blocks.h"
 
 namespace quench {
+
+// The format's limits, shared by the reader and the writer.
+constexpr std::size_t kGgufMaxNameBytes = 63;  // ggml's GGML_MAX_NAME is 64 including the terminating NUL
+constexpr uint32_t kGgufMaxDims = 4;           // GGML_MAX_DIMS
 
 class ProgressSink;
 

@@ -58,13 +58,23 @@ HfExportReport export_hf_dequantized(const LlamaModel& model, const std::string&
                   : ckpt.info(name).shape;
         st.add(name, dtype, shape,
                [&model, &ckpt, layer, name, type, dtype, out_dir](const SafetensorsStream::ByteSink& sink) {
-                   // One tensor converted at a time, released before the next is produced.
-                   const at::Tensor w = layer ? model.weight(*layer) : ckpt.tensor_f32(name);
-                   const at::Tensor h = w.to(type).contiguous();
-                   if (!torch::isfinite(h).all().item<bool>() && torch::isfinite(w).all().item<bool>())
-                       throw Error(out_dir + ": tensor '" + name + "' has values beyond the " + dtype_name(dtype) +
-                                   " range (max |w| = " + std::to_string(w.abs().max().item<double>()) + ")");
-                   sink(h.data_ptr(), h.nbytes());
+                   // One tensor at a time, converted in slices of rows (a 128256 x 4096 embedding is 1 GB as
+                   // BF16: converting it whole would cost three times that), each released before the next.
+                   const at::Tensor w = layer ? model.weight(*layer) : ckpt.tensor(name);
+                   const int64_t rows = w.dim() > 1 ? w.size(0) : 1;
+                   const int64_t per_row = std::max<int64_t>(1, w.numel() / std::max<int64_t>(1, rows));
+                   const int64_t step = std::max<int64_t>(1, (int64_t(16) << 20) / per_row);
+                   for (int64_t r = 0; r < rows; r += step) {
+                       const at::Tensor src = w.dim() > 1 ? w.narrow(0, r, std::min(step, rows - r)) : w;
+                       const at::Tensor h = src.to(type).contiguous();
+                       if (!torch::isfinite(h).all().item<bool>() && torch::isfinite(src).all().item<bool>())
+                           throw Error(out_dir + ": tensor '" + name + "' has values beyond the " + dtype_name(dtype) +
+                                       " range (max |w| = " + std::to_string(src.abs().max().item<double>()) + ")");
+                       sink(h.data_ptr(), h.nbytes());
+                   }
+                   // The source's pages leave the resident set once converted: the export of a 7B model
+                   // holds one tensor, not the whole mapping it has read through.
+                   if (ckpt.contains(name)) ckpt.forget(name);
                });
         ++report.tensors;
     }

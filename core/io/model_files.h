@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "model/dtype.h"
+#include "model/safetensors_writer.h"  // SafetensorsStream
 
 namespace quench {
 
@@ -55,39 +56,6 @@ std::vector<std::string> copy_tokenizer_files(const std::string& src_dir, const 
 // The text of the model's config.json (its directory's file, or one generated from the parsed config when
 // the model has none), to be amended by an exporter.
 std::string source_config_text(const LlamaModel& model);
-
-// A safetensors file whose tensor data is produced while the file is written: the header (names, dtypes,
-// shapes, offsets) is known up front, the bytes of each tensor are asked for in turn and written at once.
-// The file format is the one SafetensorsWriter writes (8-byte length, JSON header padded with spaces to a
-// multiple of 8); this streaming form exists because SafetensorsWriter needs every tensor's bytes alive
-// until write() returns, which for a converted (F16/BF16) export would be a second copy of the model.
-class SafetensorsStream {
-public:
-    using ByteSink = std::function<void(const void* data, std::size_t n)>;
-    // Called once, during write(); must pass exactly nbytes bytes to the sink (in any number of calls).
-    using Producer = std::function<void(const ByteSink& sink)>;
-
-    void add(const std::string& name, DType dtype, std::vector<int64_t> shape, Producer produce);
-    // Raw bytes that stay valid until write() returns (a mapped source tensor, a part held in memory).
-    void add_bytes(const std::string& name, DType dtype, std::vector<int64_t> shape, const void* data,
-                   std::size_t nbytes);
-    void set_metadata(const std::string& key, const std::string& value) { metadata_[key] = value; }
-    // Tensors are laid out in order of decreasing element size (then in the order added), so every tensor
-    // starts at a multiple of its element size without padding, as HF's safetensors writer does.
-    // Writes atomically; checks progress for cancellation between tensors. Returns the file size.
-    uint64_t write(const std::string& path, ProgressSink* progress = nullptr) const;
-
-private:
-    struct Item {
-        std::string name;
-        DType dtype;
-        std::vector<int64_t> shape;
-        uint64_t nbytes;
-        Producer produce;
-    };
-    std::vector<Item> items_;
-    std::map<std::string, std::string> metadata_;
-};
 
 // The last step of every model export: config.json (config_text), the source model's tokenizer files and
 // model.safetensors (from the stream) written into a staged out_dir, renamed into place when complete.

@@ -14,6 +14,7 @@
 #include "model/llama_model.h"
 #include "quant/codec.h"
 #include "quant/codec_registry.h"
+#include "quant/spilled_parts.h"
 
 namespace quench {
 
@@ -123,7 +124,11 @@ PackedWriteReport write_packed_checkpoint(const LlamaModel& model,
                     ++report.shared_parts;
                 }
             } else {
-                st.add_bytes(tensor_name, dtype, data.sizes().vec(), data.data_ptr(), data.nbytes());
+                st.add(tensor_name, dtype, data.sizes().vec(),
+                       [data, &tensor = q](const SafetensorsStream::ByteSink& sink) {
+                           sink(data.data_ptr(), data.nbytes());
+                           forget(tensor);  // spilled codes (quant/spilled_parts.h) leave the resident set once written
+                       });
                 report.quantized_bits += p.bits;
                 report.part_bytes += data.nbytes();
             }
@@ -158,7 +163,10 @@ PackedWriteReport write_packed_checkpoint(const LlamaModel& model,
             ++report.aliases;
             continue;
         }
-        st.add_bytes(name, info.dtype, info.shape, ckpt.stored_bytes(name), info.nbytes());
+        st.add(name, info.dtype, info.shape, [&ckpt, name](const SafetensorsStream::ByteSink& sink) {
+            sink(ckpt.stored_bytes(name), ckpt.info(name).nbytes());
+            ckpt.forget(name);  // copied straight from the mapping, whose pages then leave the resident set
+        });
         report.unquantized_bytes += info.nbytes();
         ++report.copied_tensors;
     }

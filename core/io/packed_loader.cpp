@@ -12,13 +12,15 @@
 
 #include "common/error.h"
 #include "common/json_file.h"
-#include "io/packed_checkpoint.h"
 #include "common/progress.h"
+#include "io/packed_checkpoint.h"
 #include "model/checkpoint.h"
 #include "model/llama_model.h"
 #include "model/model_config.h"
 #include "model/safetensors.h"
 #include "quant/codec.h"
+#include "quant/dequantized_layers.h"
+#include "quant/spilled_parts.h"
 
 namespace quench {
 
@@ -224,33 +226,33 @@ std::unique_ptr<LlamaModel> load_packed_model(const std::string& dir, ProgressSi
     ModelConfig config = ModelConfig::from_file(dir + "/config.json");
     std::map<std::string, QuantizedTensor> tensors = read_packed_tensors(dir);
     const std::string path = dir + "/model.safetensors";
-    std::map<std::string, std::unique_ptr<Codec>> codecs;  // by spec: codecs may build tables once
-    std::map<std::string, at::Tensor> decoded;
+    std::map<std::string, std::shared_ptr<const Codec>> codecs;  // by spec: codecs may build tables once
+    GivenWeights given;
     const double total = static_cast<double>(std::max<std::size_t>(1, tensors.size()));
-    // Parts are released as each weight is decoded, so at most one tensor's parts and decoded copy overlap.
-    for (auto it = tensors.begin(); it != tensors.end(); it = tensors.erase(it)) {
+    // Each layer stays as its codes and is dequantized when a pass uses it; every one is dequantized once
+    // here, one at a time, so a damaged tensor is reported when the model is opened, not mid-evaluation.
+    for (auto& [name, q] : tensors) {
         prog.check();
-        const QuantizedTensor& q = it->second;
-        const std::string spec = q.spec.to_string(), where = path + ": tensor '" + it->first + "' (" + spec + ")";
+        const std::string spec = q.spec.to_string(), where = path + ": tensor '" + name + "' (" + spec + ")";
         auto& codec = codecs[spec];
         if (!codec) codec = make_codec(q.spec);
-        at::Tensor w;
         try {
-            w = codec->dequantize(q);
+            const at::Tensor w = codec->dequantize(q);
+            if (w.dim() != 2 || w.size(0) != q.rows || w.size(1) != q.cols)
+                throw Error("dequantized to " + shape_text(w.sizes().vec()) + ", not [" + std::to_string(q.rows) +
+                            ", " + std::to_string(q.cols) + "]");
         } catch (const Cancelled&) {
             throw;
         } catch (const std::exception& e) {  // quench::Error, or a torch error from malformed part data
             throw Error(where + ": cannot dequantize: " + std::string(e.what()).substr(0, 400));
         }
-        if (w.dim() != 2 || w.size(0) != q.rows || w.size(1) != q.cols)
-            throw Error(where + ": dequantized to " + shape_text(w.sizes().vec()) + ", not [" + std::to_string(q.rows) +
-                        ", " + std::to_string(q.cols) + "]");
-        decoded.emplace(it->first, std::move(w));
-        prog.report(0.9 * static_cast<double>(decoded.size()) / total, "dequantizing " + it->first);
+        forget(q);  // parts are views of the mapping: its pages leave the resident set until used
+        given.deferred.emplace(name, quantized_weight(q, codec));
+        prog.report(0.9 * static_cast<double>(given.deferred.size()) / total, "checking " + name);
     }
     prog.check();
     Checkpoint ckpt = Checkpoint::open(dir, config.tie_word_embeddings);
-    auto model = std::make_unique<LlamaModel>(std::move(config), std::move(ckpt), std::move(decoded));
+    auto model = std::make_unique<LlamaModel>(std::move(config), std::move(ckpt), std::move(given));
     prog.report(1.0, "loaded");
     return model;
 }

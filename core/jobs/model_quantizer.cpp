@@ -12,6 +12,8 @@
 #include "model/llama_model.h"
 #include "quant/codec.h"
 #include "quant/codec_registry.h"
+#include "quant/dequantized_layers.h"
+#include "quant/spilled_parts.h"
 
 namespace quench {
 
@@ -86,7 +88,7 @@ QuantizeResult quantize_model_layers(LlamaModel& model, const std::vector<LayerP
     ProgressSink& prog = progress ? *progress : null_progress();
     using Clock = std::chrono::steady_clock;
     const auto t_start = Clock::now();
-    std::vector<std::unique_ptr<Codec>> codecs;
+    std::vector<std::shared_ptr<const Codec>> codecs;  // shared with the quantized layers the model holds
     bool any_calib = false;
     std::set<std::size_t> seen;
     for (const auto& p : plan) {
@@ -101,6 +103,9 @@ QuantizeResult quantize_model_layers(LlamaModel& model, const std::vector<LayerP
     if (any_calib && calib_tokens.empty()) throw Error("quantize: the chosen codec needs calibration text (--calib)");
 
     QuantizeResult result;
+    // A model too big to keep resident streams its weights; its codes then go to a temporary file too, so
+    // the job's peak stays one block's worth whatever the depth.
+    std::unique_ptr<PartSpill> spill = model.streaming() ? std::make_unique<PartSpill>() : nullptr;
     std::size_t i = 0;
     while (i < plan.size()) {
         prog.check();
@@ -133,14 +138,20 @@ QuantizeResult quantize_model_layers(LlamaModel& model, const std::vector<LayerP
             }
             const auto t0 = Clock::now();
             QuantizeContext ctx{calib_tokens.empty() ? nullptr : &calib, layer_seed(options.seed, info.name), nullptr};
-            QuantizedTensor q = codecs[k]->quantize(model.original_weight(l), ctx);
-            at::Tensor wq = codecs[k]->dequantize(q);
-            const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
-            LayerMetrics m = compare_weights(model.original_weight(l), wq, sample);
+            const at::Tensor w = model.original_weight(l);
+            QuantizedTensor q = codecs[k]->quantize(w, ctx);
+            LayerMetrics m;
+            {
+                const at::Tensor wq = codecs[k]->dequantize(q);  // for the metrics only: the model keeps codes
+                const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+                m = compare_weights(w, wq, sample);
+                m.seconds = secs;
+            }
             m.code_bits_per_weight = q.code_bits_per_weight();
             m.total_bits_per_weight = q.total_bits_per_weight();
-            m.seconds = secs;
-            model.replace_weight(l, wq);
+            if (spill) q = spill->spill(q);
+            replace_with_quantized(model, l, q, codecs[k]);
+            model.release(l);
             result.layers.push_back({l, info.name, plan[k].spec, m, codecs[k]->transform_note(info.out_features, info.in_features)});
             result.tensors.emplace(l, std::move(q));
             prog.report(static_cast<double>(k + 1) / plan.size(), "quantizing " + info.name);

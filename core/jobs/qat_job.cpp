@@ -85,7 +85,8 @@ QatJobResult qat_job(LlamaModel& model, const Tokenizer& tok, const QuantizeResu
     if (q.layer.paretoq_lsq2) {
         // The LSQ grid starts from its own init (alpha = max|w|), not from the SEQ PTQ: measure that init.
         for (const auto& [layer, t] : ptq.tensors)
-            replace_with_dequantized(model, layer, make_qat_layer(t, model.original_weight(layer), q.layer)->export_tensor());
+            replace_with_quantized(model, layer,
+                                   make_qat_layer(t, model.original_weight(layer), q.layer)->export_tensor());
     }
     QatJobResult out;
     out.token_budget = q.tokens;

@@ -12,13 +12,14 @@
 #include "common/progress.h"
 #include "io/model_loading.h"
 #include "io/run_store.h"
-#include "jobs/allocation_sweep.h"
 #include "jobs/alloc_records.h"
+#include "jobs/allocation_sweep.h"
 #include "jobs/recorded_job_parts.h"
 #include "jobs/run_records.h"
 #include "model/llama_model.h"
 #include "model/tokenizer.h"
 #include "quant/dequantized_layers.h"
+#include "quant/spilled_parts.h"
 
 namespace quench {
 
@@ -224,12 +225,15 @@ QuantizedRun load_quantized_run(const std::string& ref, ProgressSink* progress) 
     out.ref = file + ":" + id;
     out.model = load_model(read_model_provenance(run).path, progress);
     if (run.has_table("layers")) out.current.layers = read_layer_results(run);
+    // A streamed (large) model's codes go to a temporary file as they are read, as the quantizer's do.
+    std::unique_ptr<PartSpill> spill = out.model->streaming() ? std::make_unique<PartSpill>() : nullptr;
     for (const auto& name : run.tensors) {
         const auto index = out.model->layers().index_of(name);
         if (!index) throw Error(run.where + ": tensor '" + name + "' is not a layer of " + out.model->dir());
-        out.current.tensors.emplace(*index, from_stored(store.read_tensor(id, name)));
+        QuantizedTensor q = from_stored(store.read_tensor(id, name));
+        out.current.tensors.emplace(*index, spill ? spill->spill(q) : std::move(q));
     }
-    replace_with_dequantized(*out.model, out.current.tensors);
+    replace_with_quantized(*out.model, out.current.tensors);
     return out;
 }
 

@@ -8,11 +8,12 @@
 
 #include "analysis/model_eval.h"
 #include "common/error.h"
-#include "io/sha256.h"
 #include "common/progress.h"
-#include "model/llama_model.h"
+#include "io/sha256.h"
 #include "jobs/model_quantizer.h"
+#include "model/llama_model.h"
 #include "quant/quantized_tensor.h"
+#include "quant/spilled_parts.h"
 
 namespace quench {
 
@@ -238,7 +239,9 @@ void write_quantize_result(RunWriter& run, const QuantizeResult& r, bool with_te
     if (!with_tensors) return;
     for (const auto& l : r.layers) {
         const auto it = r.tensors.find(l.layer);
-        if (it != r.tensors.end()) run.write_tensor(l.name, to_stored(it->second));
+        if (it == r.tensors.end()) continue;
+        run.write_tensor(l.name, to_stored(it->second));
+        forget(it->second);  // spilled codes leave the resident set once written
     }
 }
 

@@ -11,6 +11,7 @@
 
 #include "common/error.h"
 #include "common/json_file.h"
+#include "model/mapped_file.h"
 
 namespace quench {
 
@@ -112,6 +113,16 @@ bool Checkpoint::contains(const std::string& name) const { return entries_.count
 const TensorInfo& Checkpoint::info(const std::string& name) const { return *resolve(name).info; }
 
 at::Tensor Checkpoint::tensor_f32(const std::string& name) const {
+    at::Tensor t = tensor(name);
+    return t.scalar_type() == at::kFloat ? t : t.to(at::kFloat);
+}
+
+void Checkpoint::forget(const std::string& name) const {
+    const Entry e = resolve(name);
+    forget_pages(files_[e.file]->data(*e.info), e.info->nbytes());
+}
+
+at::Tensor Checkpoint::tensor(const std::string& name) const {
     const Entry e = resolve(name);
     const TensorInfo& t = *e.info;
     const std::shared_ptr<SafetensorsFile>& file = files_[e.file];
@@ -123,7 +134,7 @@ at::Tensor Checkpoint::tensor_f32(const std::string& name) const {
         case DType::BF16: type = at::kBFloat16; break;
         default:
             throw Error(file->path() + ": tensor '" + name + "' has dtype " + dtype_name(t.dtype) +
-                        ", which cannot be loaded as fp32");
+                        ", which is not a float type (F32, F16 or BF16)");
     }
 
     // The mapping is MAP_PRIVATE and writable, so handing torch a mutable pointer is safe: writes go to
@@ -138,7 +149,7 @@ at::Tensor Checkpoint::tensor_f32(const std::string& name) const {
         raw = at::empty(t.shape, at::TensorOptions().dtype(type));
         std::memcpy(raw.data_ptr(), src, t.nbytes());
     }
-    return type == at::kFloat ? raw : raw.to(at::kFloat);
+    return raw;
 }
 
 const uint8_t* Checkpoint::stored_bytes(const std::string& name) const {

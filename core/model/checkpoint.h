@@ -21,9 +21,14 @@ public:
     bool contains(const std::string& name) const;
     // Resolves aliases; throws quench::Error naming the directory and the tensor when it is absent.
     const TensorInfo& info(const std::string& name) const;
-    // The tensor as fp32 on CPU. F32 data that is 4-byte aligned is wrapped without a copy (the tensor keeps
-    // the mapping alive); F16/BF16 are converted. Other dtypes throw.
+    // The tensor in its stored dtype (F32, F16 or BF16) on CPU, wrapped without a copy when its data is
+    // aligned (the tensor keeps the mapping alive). Other dtypes throw, naming the file and the tensor.
+    at::Tensor tensor(const std::string& name) const;
+    // As tensor(), converted to fp32 (a copy unless stored as F32).
     at::Tensor tensor_f32(const std::string& name) const;
+    // Drops the tensor's pages from this process's resident memory (mapped_file.h forget_pages); the next use
+    // maps them again from the page cache. Streamed passes call it on each block's weights after the block.
+    void forget(const std::string& name) const;
     // The tensor's bytes as stored (dtype, shape and size from info()), inside the mapping and valid while
     // this checkpoint lives: exporters copy tensors unchanged from here, without a second copy in memory.
     const uint8_t* stored_bytes(const std::string& name) const;

@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <set>
@@ -16,10 +17,11 @@ struct LlamaModel::Block {
     at::Tensor input_norm, post_norm;
     at::Tensor q_bias, k_bias, v_bias;  // undefined unless config.attention_bias
     std::size_t q, k, v, o, gate, up, down;  // registry indices
+    std::vector<std::string> stored;         // the checkpoint tensors this block reads (forgotten after it)
 };
 
 struct LlamaModel::Pass {
-    const std::vector<at::Tensor>& weights;
+    Weights which;
     const LinearInputHook* hook;
     at::Tensor cos, sin;
     const LinearOverride* override = nullptr;
@@ -33,9 +35,32 @@ std::string shape_str(at::IntArrayRef s) {
     return out + "]";
 }
 
+at::Tensor as_f32(const at::Tensor& t) { return t.scalar_type() == at::kFloat ? t : t.to(at::kFloat); }
+
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w, double eps) {
     auto var = x.pow(2).mean(-1, /*keepdim=*/true);
-    return w * (x * torch::rsqrt(var + eps));
+    return as_f32(w) * (x * torch::rsqrt(var + eps));
+}
+
+// Causal softmax attention over q [B, H, T, D] and k, v [B, H, T, D], in chunks of query rows whose score
+// matrix stays under `budget` bytes: rows s..e-1 see keys 0..e-1, the keys after them being masked anyway. A
+// window whose whole matrix fits is one chunk, computed exactly as without chunking.
+at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t budget) {
+    const int64_t T = q.size(2), D = q.size(3);
+    const int64_t row_bytes = q.size(0) * q.size(1) * T * int64_t(sizeof(float));
+    const int64_t rows = row_bytes * T <= budget ? T : std::max<int64_t>(16, budget / row_bytes);
+    const double norm = std::sqrt(static_cast<double>(D));
+    std::vector<at::Tensor> parts;
+    for (int64_t s = 0; s < T; s += rows) {
+        const int64_t e = std::min(T, s + rows);
+        const at::Tensor kc = e == T ? k : k.narrow(2, 0, e), vc = e == T ? v : v.narrow(2, 0, e);
+        const at::Tensor qc = rows == T ? q : q.narrow(2, s, e - s);
+        auto scores = torch::matmul(qc, kc.transpose(-2, -1)) / norm;
+        auto mask = torch::ones({e - s, e}, torch::kBool).triu(s + 1);
+        scores = scores.masked_fill(mask, -std::numeric_limits<float>::infinity());
+        parts.push_back(torch::matmul(torch::softmax(scores, -1), vc));
+    }
+    return parts.size() == 1 ? parts[0] : torch::cat(parts, 2);
 }
 
 }  // namespace
@@ -62,17 +87,12 @@ std::unique_ptr<LlamaModel> LlamaModel::load(const std::string& dir, ProgressSin
     return model;
 }
 
-LlamaModel::LlamaModel(ModelConfig config, Checkpoint checkpoint)
-    : LlamaModel(std::move(config), std::move(checkpoint), {}, {}) {}
-
-LlamaModel::LlamaModel(ModelConfig config, Checkpoint checkpoint, std::map<std::string, at::Tensor> decoded)
-    : LlamaModel(std::move(config), std::move(checkpoint), std::move(decoded), {}) {}
-
-LlamaModel::LlamaModel(ModelConfig config, Checkpoint checkpoint, std::map<std::string, at::Tensor> decoded,
-                       const std::vector<std::string>& external)
+LlamaModel::LlamaModel(ModelConfig config, Checkpoint checkpoint, GivenWeights given)
     : config_(std::move(config)), checkpoint_(std::move(checkpoint)) {
     const auto& c = config_;
-    std::set<std::string> outside(external.begin(), external.end());
+    auto& decoded = given.dense;
+    std::set<std::string> outside(given.external.begin(), given.external.end());
+    std::vector<std::string>* stored = nullptr;  // the block being built records what it reads
     auto fetch = [&](const std::string& name, std::vector<int64_t> shape) {
         tensor_names_.push_back(name);
         at::Tensor t;
@@ -82,7 +102,8 @@ LlamaModel::LlamaModel(ModelConfig config, Checkpoint checkpoint, std::map<std::
             decoded.erase(it);
         } else {
             if (!checkpoint_.contains(name)) throw Error(checkpoint_.dir() + ": missing tensor '" + name + "'");
-            t = checkpoint_.tensor_f32(name);
+            t = checkpoint_.tensor(name);  // as stored: converted to fp32 per use, never up front
+            if (stored) stored->push_back(name);
         }
         if (t.sizes() != at::IntArrayRef(shape))
             throw Error(checkpoint_.dir() + ": tensor '" + name + "' has shape " + shape_str(t.sizes()) +
@@ -91,7 +112,19 @@ LlamaModel::LlamaModel(ModelConfig config, Checkpoint checkpoint, std::map<std::
     };
     std::vector<LayerInfo> infos;
     auto add_linear = [&](const std::string& name, int block, LayerKind kind, int64_t out, int64_t in) {
-        if (outside.erase(name + ".weight")) {
+        original_deferred_.emplace_back();
+        if (auto it = given.deferred.find(name + ".weight"); it != given.deferred.end()) {
+            if (!it->second || it->second->rows() != out || it->second->cols() != in)
+                throw Error(checkpoint_.dir() + ": tensor '" + it->first + "' has shape " +
+                            (it->second ? shape_str({it->second->rows(), it->second->cols()}) : std::string("[]")) +
+                            ", config.json implies " + shape_str({out, in}));
+            tensor_names_.push_back(it->first);
+            decoded_names_.push_back(it->first);
+            // Stands in like an external weight; dense() asks the deferred one.
+            weights_.push_back(torch::full({1}, std::numeric_limits<float>::quiet_NaN()).expand({out, in}));
+            original_deferred_.back() = std::move(it->second);
+            given.deferred.erase(it);
+        } else if (outside.erase(name + ".weight")) {
             tensor_names_.push_back(name + ".weight");
             decoded_names_.push_back(name + ".weight");
             weights_.push_back(torch::full({1}, std::numeric_limits<float>::quiet_NaN()).expand({out, in}));
@@ -107,6 +140,7 @@ LlamaModel::LlamaModel(ModelConfig config, Checkpoint checkpoint, std::map<std::
         const std::string p = "model.layers." + std::to_string(i) + ".";
         const int bi = static_cast<int>(i);
         Block b;
+        stored = &b.stored;
         b.input_norm = fetch(p + "input_layernorm.weight", {h});
         b.post_norm = fetch(p + "post_attention_layernorm.weight", {h});
         b.q = add_linear(p + "self_attn.q_proj", bi, LayerKind::Q, qd, h);
@@ -121,6 +155,7 @@ LlamaModel::LlamaModel(ModelConfig config, Checkpoint checkpoint, std::map<std::
             b.k_bias = fetch(p + "self_attn.k_proj.bias", {kvd});
             b.v_bias = fetch(p + "self_attn.v_proj.bias", {kvd});
         }
+        stored = nullptr;
         blocks_.push_back(std::move(b));
     }
     final_norm_ = fetch("model.norm.weight", {h});
@@ -131,9 +166,14 @@ LlamaModel::LlamaModel(ModelConfig config, Checkpoint checkpoint, std::map<std::
     if (!outside.empty())
         throw Error(checkpoint_.dir() + ": external weight '" + *outside.begin() +
                     "' is not a linear layer's weight this model reads");
+    if (!given.deferred.empty())
+        throw Error(checkpoint_.dir() + ": quantized weight '" + given.deferred.begin()->first +
+                    "' is not a linear layer's weight this model reads");
     registry_ = LayerRegistry(std::move(infos));
     originals_ = weights_;
+    deferred_.resize(weights_.size());
     inv_freq_ = rope_inv_freq(c);
+    streaming_ = num_params() * int64_t(sizeof(float)) > (int64_t(1) << 30);  // over 1 GiB as fp32
 }
 
 LlamaModel::~LlamaModel() = default;
@@ -158,7 +198,7 @@ at::Tensor LlamaModel::linear(std::size_t layer, const at::Tensor& x, const at::
         at::Tensor y = (*pass.override)(layer, x);
         if (y.defined()) return bias.defined() ? y + bias : y;
     }
-    const at::Tensor& w = pass.weights[layer];
+    const at::Tensor w = dense(layer, pass.which);
     return bias.defined() ? torch::nn::functional::linear(x, w, bias) : torch::nn::functional::linear(x, w);
 }
 
@@ -174,11 +214,7 @@ at::Tensor LlamaModel::attention(const Block& b, const at::Tensor& x, const Pass
         k = k.repeat_interleave(H / KV, 1);
         v = v.repeat_interleave(H / KV, 1);
     }
-    auto scores = torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(static_cast<double>(D));
-    auto mask = torch::ones({T, T}, torch::kBool).triu(1);
-    scores = scores.masked_fill(mask, -std::numeric_limits<float>::infinity());
-    auto ctx = torch::matmul(torch::softmax(scores, -1), v);
-    ctx = ctx.transpose(1, 2).reshape({B, T, H * D});
+    auto ctx = causal_attention(q, k, v, attention_budget_).transpose(1, 2).reshape({B, T, H * D});
     return linear(b.o, ctx, at::Tensor(), pass);
 }
 
@@ -196,14 +232,10 @@ at::Tensor LlamaModel::forward_hidden(const at::Tensor& tokens, const LinearInpu
     if (tokens.numel() > 0 && (tokens.min().item<int64_t>() < 0 || tokens.max().item<int64_t>() >= config_.vocab_size))
         throw Error("forward: token id out of range [0, " + std::to_string(config_.vocab_size) + ")");
     auto [cos, sin] = rope_tables(config_, inv_freq_, T);
-    const Pass pass{which == Weights::Original ? originals_ : weights_, hook, cos, sin, override};
-    auto x = embed_.index_select(0, tokens.reshape({-1}).to(torch::kLong)).view({tokens.size(0), T, -1});
-    const double eps = config_.rms_norm_eps;
-    for (const auto& b : blocks_) {
-        x = x + attention(b, rms_norm(x, b.input_norm, eps), pass);
-        x = x + mlp(b, rms_norm(x, b.post_norm, eps), pass);
-    }
-    auto out = rms_norm(x, final_norm_, eps);
+    const Pass pass{which, hook, cos, sin, override};
+    auto x = as_f32(embed_.index_select(0, tokens.reshape({-1}).to(torch::kLong))).view({tokens.size(0), T, -1});
+    for (const auto& b : blocks_) x = run_block(b, x, pass);
+    auto out = rms_norm(x, final_norm_, config_.rms_norm_eps);
     // lm_head's input is the normed hidden state; report it so lm_head can be captured like any layer.
     if (hook && *hook) (*hook)(registry_.size() - 1, out.reshape({-1, out.size(-1)}));
     return out;
@@ -215,14 +247,56 @@ at::Tensor LlamaModel::logits(const at::Tensor& hidden, Weights which, const Lin
         at::Tensor y = (*override)(registry_.size() - 1, hidden);
         if (y.defined()) return y;
     }
-    return torch::nn::functional::linear(hidden, which == Weights::Original ? originals_.back() : weights_.back());
+    return head(hidden, which);
+}
+
+at::Tensor LlamaModel::head(const at::Tensor& normed, Weights which) const {
+    const std::size_t l = registry_.size() - 1;
+    const at::Tensor& w = which == Weights::Original ? originals_[l] : weights_[l];
+    const bool as_stored = which == Weights::Original || (!deferred_[l] && w.is_same(originals_[l]));
+    if (as_stored && !original_deferred_[l] && w.scalar_type() != at::kFloat) {
+        // A 16-bit head becomes fp32 a slice of the vocabulary at a time: Llama 3's 128256 x 4096 head is
+        // 2.1 GB as fp32, a slice of 8192 rows 134 MB.
+        constexpr int64_t kRows = 8192;
+        std::vector<at::Tensor> parts;
+        for (int64_t r = 0; r < w.size(0); r += kRows)
+            parts.push_back(
+                torch::nn::functional::linear(normed, w.narrow(0, r, std::min(kRows, w.size(0) - r)).to(at::kFloat)));
+        return parts.size() == 1 ? parts[0] : torch::cat(parts, -1);
+    }
+    return torch::nn::functional::linear(normed, dense(l, which));
+}
+
+at::Tensor LlamaModel::dense(std::size_t layer, Weights which) const {
+    if (which == Weights::Current && deferred_[layer]) return deferred_[layer]->dense();
+    if (original_deferred_[layer] && (which == Weights::Original || weights_[layer].is_same(originals_[layer])))
+        return original_deferred_[layer]->dense();
+    return as_f32(which == Weights::Original ? originals_[layer] : weights_[layer]);
+}
+
+at::Tensor LlamaModel::run_block(const Block& b, const at::Tensor& x, const Pass& pass) const {
+    const double eps = config_.rms_norm_eps;
+    auto h = x + attention(b, rms_norm(x, b.input_norm, eps), pass);
+    h = h + mlp(b, rms_norm(h, b.post_norm, eps), pass);
+    if (streaming_) forget_block(b);
+    return h;
+}
+
+void LlamaModel::release(std::size_t layer) const {
+    const std::string name = registry_.at(layer).weight_name();
+    if (streaming_ && checkpoint_.contains(name)) checkpoint_.forget(name);
+}
+
+void LlamaModel::forget_block(const Block& b) const {
+    for (const auto& name : b.stored) checkpoint_.forget(name);
 }
 
 at::Tensor LlamaModel::embed(const at::Tensor& tokens) const {
     if (tokens.dim() != 2) throw Error("embed: tokens must be [batch, seq]");
     if (tokens.numel() > 0 && (tokens.min().item<int64_t>() < 0 || tokens.max().item<int64_t>() >= config_.vocab_size))
         throw Error("embed: token id out of range [0, " + std::to_string(config_.vocab_size) + ")");
-    return embed_.index_select(0, tokens.reshape({-1}).to(torch::kLong)).view({tokens.size(0), tokens.size(1), -1});
+    return as_f32(embed_.index_select(0, tokens.reshape({-1}).to(torch::kLong)))
+        .view({tokens.size(0), tokens.size(1), -1});
 }
 
 at::Tensor LlamaModel::block_forward(int block, const at::Tensor& hidden, const LinearOverride* override,
@@ -233,17 +307,12 @@ at::Tensor LlamaModel::block_forward(int block, const at::Tensor& hidden, const 
     if (hidden.dim() != 3 || hidden.size(2) != config_.hidden_size)
         throw Error("block_forward: hidden states must be [batch, seq, " + std::to_string(config_.hidden_size) + "]");
     auto [cos, sin] = rope_tables(config_, inv_freq_, hidden.size(1));
-    Pass pass{which == Weights::Original ? originals_ : weights_, nullptr, cos, sin};
-    pass.override = override;
-    const auto& b = blocks_[static_cast<std::size_t>(block)];
-    const double eps = config_.rms_norm_eps;
-    auto x = hidden + attention(b, rms_norm(hidden, b.input_norm, eps), pass);
-    return x + mlp(b, rms_norm(x, b.post_norm, eps), pass);
+    const Pass pass{which, nullptr, cos, sin, override};
+    return run_block(blocks_[static_cast<std::size_t>(block)], hidden, pass);
 }
 
 at::Tensor LlamaModel::head_logits(const at::Tensor& hidden, Weights which) const {
-    const auto normed = rms_norm(hidden, final_norm_, config_.rms_norm_eps);
-    return torch::nn::functional::linear(normed, which == Weights::Original ? originals_.back() : weights_.back());
+    return head(rms_norm(hidden, final_norm_, config_.rms_norm_eps), which);
 }
 
 at::Tensor LlamaModel::forward_train(const at::Tensor& tokens, const LinearOverride* override, Weights which) const {
@@ -252,9 +321,17 @@ at::Tensor LlamaModel::forward_train(const at::Tensor& tokens, const LinearOverr
     return head_logits(x, which);
 }
 
-const at::Tensor& LlamaModel::weight(std::size_t layer) const { return weights_.at(layer); }
-const at::Tensor& LlamaModel::original_weight(std::size_t layer) const { return originals_.at(layer); }
-bool LlamaModel::is_replaced(std::size_t layer) const { return !weights_.at(layer).is_same(originals_.at(layer)); }
+at::Tensor LlamaModel::weight(std::size_t layer) const {
+    (void)weights_.at(layer);  // range check
+    return dense(layer, Weights::Current);
+}
+at::Tensor LlamaModel::original_weight(std::size_t layer) const {
+    (void)weights_.at(layer);
+    return dense(layer, Weights::Original);
+}
+bool LlamaModel::is_replaced(std::size_t layer) const {
+    return deferred_.at(layer) || !weights_.at(layer).is_same(originals_.at(layer));
+}
 
 void LlamaModel::replace_weight(std::size_t layer, const at::Tensor& w) {
     const auto& orig = originals_.at(layer);
@@ -262,10 +339,28 @@ void LlamaModel::replace_weight(std::size_t layer, const at::Tensor& w) {
         throw Error("replace_weight: layer '" + registry_.at(layer).name + "' expects shape " + shape_str(orig.sizes()) +
                     ", got " + shape_str(w.sizes()));
     weights_[layer] = w.to(torch::kFloat32).contiguous();
+    deferred_[layer].reset();
 }
 
-void LlamaModel::restore_weight(std::size_t layer) { weights_.at(layer) = originals_.at(layer); }
-void LlamaModel::restore_all() { weights_ = originals_; }
+void LlamaModel::replace_weight(std::size_t layer, std::shared_ptr<const DeferredWeight> w) {
+    const auto& orig = originals_.at(layer);
+    if (!w || w->rows() != orig.size(0) || w->cols() != orig.size(1))
+        throw Error("replace_weight: layer '" + registry_.at(layer).name + "' expects shape " +
+                    shape_str(orig.sizes()) + ", got " +
+                    (w ? shape_str({w->rows(), w->cols()}) : std::string("no weight")));
+    weights_[layer] = orig;
+    deferred_[layer] = std::move(w);
+}
+
+void LlamaModel::restore_weight(std::size_t layer) {
+    weights_.at(layer) = originals_.at(layer);
+    deferred_[layer].reset();
+}
+
+void LlamaModel::restore_all() {
+    weights_ = originals_;
+    std::fill(deferred_.begin(), deferred_.end(), nullptr);
+}
 
 std::vector<int32_t> LlamaModel::generate_greedy(const std::vector<int32_t>& prompt, int max_new) const {
     std::vector<int32_t> ids = prompt;

@@ -128,58 +128,83 @@ void write_synthetic_checkpoint(const std::string& out_dir, const SynthOptions& 
     auto gen = at::make_generator<at::CPUGeneratorImpl>(o.seed);
     const auto st = o.dtype == DType::F32 ? torch::kFloat32 : o.dtype == DType::F16 ? torch::kFloat16 : torch::kBFloat16;
 
-    // Tensors are generated in checkpoint order and flushed shard by shard.
-    std::vector<std::pair<std::string, at::Tensor>> pending;
-    int64_t pending_bytes = 0;
-    std::vector<std::string> shard_files;
-    nlohmann::json weight_map = nlohmann::json::object();
-    auto flush = [&](bool last) {
-        if (pending.empty()) return;
-        const bool sharded = o.shard_bytes > 0;
-        std::string file = sharded ? "model-" + std::to_string(shard_files.size() + 1) + ".safetensors" : "model.safetensors";
-        SafetensorsWriter w;
-        w.set_metadata("format", "pt");
-        for (auto& [name, t] : pending) {
-            w.add(name, o.dtype, t.sizes().vec(), t.data_ptr(), t.numel() * t.element_size());
-            weight_map[name] = file;
-        }
-        w.write(out_dir + "/" + file);
-        shard_files.push_back(file);
-        pending.clear();
-        pending_bytes = 0;
-        (void)last;
+    // Every tensor, in checkpoint order, with how it is drawn. They are generated in this order when their
+    // file is written, one at a time, so a 7B checkpoint is written holding one tensor, never the model.
+    enum class Draw { Embed, Norm, Linear, Bias };
+    struct Planned {
+        std::string name;
+        std::vector<int64_t> shape;
+        Draw draw;
     };
-    auto emit = [&](const std::string& name, at::Tensor t) {
-        t = t.to(st).contiguous();
-        pending_bytes += t.numel() * t.element_size();
-        pending.emplace_back(name, t);
-        if (o.shard_bytes > 0 && pending_bytes >= o.shard_bytes) flush(false);
-    };
-    const double std = 0.02;
+    std::vector<Planned> plan;
     const int64_t h = c.hidden_size, qd = c.num_attention_heads * c.head_dim, kvd = c.kv_dim();
-    emit("model.embed_tokens.weight", torch::randn({c.vocab_size, h}, gen) * std);
+    plan.push_back({"model.embed_tokens.weight", {c.vocab_size, h}, Draw::Embed});
     for (int64_t i = 0; i < c.num_hidden_layers; ++i) {
-        prog.check();
         const std::string p = "model.layers." + std::to_string(i) + ".";
-        emit(p + "input_layernorm.weight", 1.0 + 0.1 * torch::randn({h}, gen));
-        emit(p + "self_attn.q_proj.weight", trained_like(qd, h, std, gen));
-        emit(p + "self_attn.k_proj.weight", trained_like(kvd, h, std, gen));
-        emit(p + "self_attn.v_proj.weight", trained_like(kvd, h, std, gen));
+        plan.push_back({p + "input_layernorm.weight", {h}, Draw::Norm});
+        plan.push_back({p + "self_attn.q_proj.weight", {qd, h}, Draw::Linear});
+        plan.push_back({p + "self_attn.k_proj.weight", {kvd, h}, Draw::Linear});
+        plan.push_back({p + "self_attn.v_proj.weight", {kvd, h}, Draw::Linear});
         if (c.attention_bias) {
-            emit(p + "self_attn.q_proj.bias", torch::randn({qd}, gen) * std);
-            emit(p + "self_attn.k_proj.bias", torch::randn({kvd}, gen) * std);
-            emit(p + "self_attn.v_proj.bias", torch::randn({kvd}, gen) * std);
+            plan.push_back({p + "self_attn.q_proj.bias", {qd}, Draw::Bias});
+            plan.push_back({p + "self_attn.k_proj.bias", {kvd}, Draw::Bias});
+            plan.push_back({p + "self_attn.v_proj.bias", {kvd}, Draw::Bias});
         }
-        emit(p + "self_attn.o_proj.weight", trained_like(h, qd, std, gen));
-        emit(p + "post_attention_layernorm.weight", 1.0 + 0.1 * torch::randn({h}, gen));
-        emit(p + "mlp.gate_proj.weight", trained_like(c.intermediate_size, h, std, gen));
-        emit(p + "mlp.up_proj.weight", trained_like(c.intermediate_size, h, std, gen));
-        emit(p + "mlp.down_proj.weight", trained_like(h, c.intermediate_size, std, gen));
-        prog.report(static_cast<double>(i + 1) / (c.num_hidden_layers + 1), "writing synthetic weights");
+        plan.push_back({p + "self_attn.o_proj.weight", {h, qd}, Draw::Linear});
+        plan.push_back({p + "post_attention_layernorm.weight", {h}, Draw::Norm});
+        plan.push_back({p + "mlp.gate_proj.weight", {c.intermediate_size, h}, Draw::Linear});
+        plan.push_back({p + "mlp.up_proj.weight", {c.intermediate_size, h}, Draw::Linear});
+        plan.push_back({p + "mlp.down_proj.weight", {h, c.intermediate_size}, Draw::Linear});
     }
-    emit("model.norm.weight", 1.0 + 0.1 * torch::randn({h}, gen));
-    if (!c.tie_word_embeddings) emit("lm_head.weight", torch::randn({c.vocab_size, h}, gen) * std);
-    flush(true);
+    plan.push_back({"model.norm.weight", {h}, Draw::Norm});
+    if (!c.tie_word_embeddings) plan.push_back({"lm_head.weight", {c.vocab_size, h}, Draw::Embed});
+
+    const double std = 0.02;
+    auto draw = [&](const Planned& t) {
+        at::Tensor x;
+        switch (t.draw) {
+            case Draw::Embed: x = torch::randn(t.shape, gen) * std; break;
+            case Draw::Norm: x = 1.0 + 0.1 * torch::randn(t.shape, gen); break;
+            case Draw::Linear: x = trained_like(t.shape[0], t.shape[1], std, gen); break;
+            case Draw::Bias: x = torch::randn(t.shape, gen) * std; break;
+        }
+        return x.to(st).contiguous();
+    };
+
+    // Shards: consecutive tensors until one reaches shard_bytes (the last shard takes the rest).
+    std::vector<std::pair<std::size_t, std::size_t>> shards;  // [begin, end) into plan
+    {
+        std::size_t begin = 0;
+        int64_t bytes = 0;
+        for (std::size_t i = 0; i < plan.size(); ++i) {
+            int64_t n = dtype_size(o.dtype);
+            for (int64_t d : plan[i].shape) n *= d;
+            bytes += n;
+            if ((o.shard_bytes > 0 && bytes >= o.shard_bytes) || i + 1 == plan.size()) {
+                shards.emplace_back(begin, i + 1);
+                begin = i + 1;
+                bytes = 0;
+            }
+        }
+    }
+    nlohmann::json weight_map = nlohmann::json::object();
+    for (std::size_t s = 0; s < shards.size(); ++s) {
+        const auto [begin, end] = shards[s];
+        const std::string file = o.shard_bytes > 0 ? "model-" + std::to_string(s + 1) + ".safetensors"
+                                                   : "model.safetensors";
+        SafetensorsStream w;
+        w.set_metadata("format", "pt");
+        for (std::size_t i = begin; i < end; ++i) {
+            // One dtype throughout, so the stream keeps this order and the draws happen in it.
+            w.add(plan[i].name, o.dtype, plan[i].shape, [&, i](const SafetensorsStream::ByteSink& sink) {
+                const at::Tensor t = draw(plan[i]);
+                sink(t.data_ptr(), static_cast<std::size_t>(t.numel() * t.element_size()));
+            });
+            weight_map[plan[i].name] = file;
+        }
+        SubProgress sub(prog, 0.99 * begin / plan.size(), 0.99 * end / plan.size());
+        w.write(out_dir + "/" + file, &sub);
+    }
 
     if (o.shard_bytes > 0) {
         nlohmann::json index;

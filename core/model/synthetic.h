@@ -26,7 +26,8 @@ std::vector<std::string> synthetic_shapes();
 ModelConfig synthetic_config(const std::string& shape);
 
 // Writes config.json, model.safetensors (or shards + index) and a byte-level tokenizer.json into out_dir
-// (created if needed). Each file is written atomically; at most one shard is held in memory.
+// (created if needed). Each file is written atomically; tensors are drawn one at a time as their file is
+// written, so a 7B checkpoint is written holding one tensor, not the model.
 void write_synthetic_checkpoint(const std::string& out_dir, const SynthOptions& options, ProgressSink* progress = nullptr);
 
 }  // namespace quench

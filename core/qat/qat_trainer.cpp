@@ -342,7 +342,7 @@ QatResult train_qat(LlamaModel& model, const std::map<std::size_t, QuantizedTens
 
     for (const auto& [layer, l] : tr.layers) {
         QuantizedTensor q = l->export_tensor();
-        replace_with_dequantized(model, layer, q);
+        replace_with_quantized(model, layer, q);
         tr.result.tensors.emplace(layer, std::move(q));
     }
     return std::move(tr.result);

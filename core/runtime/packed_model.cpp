@@ -44,8 +44,9 @@ std::unique_ptr<PackedModel> PackedModel::load(const std::string& dir, int threa
     prog.check();
     const bool tied = config.tie_word_embeddings;
     std::unique_ptr<PackedModel> pm(new PackedModel());
-    pm->model_ = std::make_unique<LlamaModel>(std::move(config), Checkpoint::open(dir, tied),
-                                              std::map<std::string, at::Tensor>{}, names);
+    GivenWeights given;
+    given.external = names;
+    pm->model_ = std::make_unique<LlamaModel>(std::move(config), Checkpoint::open(dir, tied), std::move(given));
     const LayerRegistry& reg = pm->model_->layers();
     Layers& L = *pm->layers_;
     L.by_layer.resize(reg.size());

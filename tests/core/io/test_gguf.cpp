@@ -17,17 +17,18 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "common/progress.h"
+#include "io/export_plan.h"
 #include "io/gguf_export.h"
 #include "io/gguf_reader.h"
 #include "io/gguf_tokenizer.h"
 #include "io/gguf_writer.h"
 #include "io/model_loading.h"
-#include "model/safetensors_writer.h"
-#include "common/progress.h"
 #include "model/checkpoint.h"
 #include "model/dtype.h"
 #include "model/llama_model.h"
 #include "model/rope.h"
+#include "model/safetensors_writer.h"
 #include "model/synthetic.h"
 #include "support/errors.h"
 #include "support/files.h"
@@ -749,6 +750,14 @@ TEST(GgufExport, KQuantsOnA256WideCheckpointWithPerTensorTypes) {
     }
     EXPECT_EQ(r.tensor("blk.0.ffn_norm.weight").type, GgmlType::F32);
     EXPECT_TRUE(torch::equal(gguf_weight_as_hf(r, "output_norm.weight", 0), model->checkpoint().tensor_f32("model.norm.weight")));
+
+    // The size the export dialog and quench-cli print before writing is the data the file holds, tensor by
+    // tensor as the reader sizes them (mixed K-quants, the fallback to F32 included); only the header and the
+    // vocabulary are left out.
+    uint64_t data = 0;
+    for (const auto& t : r.tensors()) data += t.nbytes;
+    EXPECT_EQ(estimate_export_bytes(*model, {}, ExportFormat::Gguf, opt), static_cast<double>(data));
+    EXPECT_LT(data, rep.file_bytes);
 }
 
 TEST(GgufExport, FallbacksAreReportedAndFileTypeFollowsTheDominantType) {

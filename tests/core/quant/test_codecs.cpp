@@ -4,6 +4,8 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <cmath>
+#include <map>
 
 #include "common/error.h"
 #include "model/safetensors_writer.h"
@@ -146,8 +148,27 @@ TEST_P(EveryCodec, QuantizesDeterministicallyWithHonestBitsAndExactSerialization
     const at::Tensor wq = codec->dequantize(q);
     ASSERT_EQ(wq.sizes(), W.sizes());
     ASSERT_TRUE(torch::isfinite(wq).all().item<bool>());
+    // Error against the rate. A Gaussian source at R bits per sample cannot be coded below a relative RMS error
+    // of 2^-R (Shannon's distortion-rate bound); these heavy-tailed weights have a slightly lower entropy
+    // power, so half of that is a floor no honest codec crosses with its total bits. Above, each codec is held
+    // to K * 2^-b at its b code bits, K measured on these weights over its examples with a fifth of headroom
+    // (measured maxima: rtn 2.47, gptq 3.48 (it minimises the output error, not the weight error), paretoq
+    // 3.51 (one scale per row), qamw 1.56, liftquant 1.24, lcqat 1.72); a codec outside the built-in rows gets
+    // its family's loosest. A codec that regresses by more than a fifth fails here.
     const double rel = ((wq - W).norm() / W.norm()).item<double>();
-    EXPECT_LT(rel, 1.0) << "worse than zeroing the weight";
+    const CodecSpec spec = CodecSpec::parse(GetParam().spec);
+    const std::map<std::string, double> by_codec = {{"rtn", 3.0},  {"gptq", 4.2},      {"paretoq", 4.2},
+                                                    {"qamw", 1.9}, {"liftquant", 1.5}, {"lcqat", 2.1}};
+    const std::string family = find_codec(spec.codec())->family;
+    const auto known = by_codec.find(spec.codec());
+    const double k = known != by_codec.end() ? known->second
+                     : family == "scalar"    ? 4.2
+                     : family == "vector"    ? 1.9
+                                             : 2.1;
+    EXPECT_LT(rel, k * std::exp2(-q.code_bits_per_weight()))
+        << spec.codec() << " at " << q.code_bits_per_weight() << " code bits: rel " << rel << ", "
+        << rel / std::exp2(-q.code_bits_per_weight()) << " x 2^-b";
+    EXPECT_GT(rel, 0.5 * std::exp2(-q.total_bits_per_weight())) << "below the distortion-rate floor: rel " << rel;
 
     // Deterministic: same inputs and seed give identical parts.
     const QuantizedTensor again = codec->quantize(W, ctx);

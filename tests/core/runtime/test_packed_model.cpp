@@ -130,7 +130,9 @@ TEST(PackedModel, RefusesWhatIsNotAPackedCheckpointOrHasNoKernel) {
 TEST(PackedModel, ExternalWeightsMustBeLinearLayers) {
     ModelConfig c = ModelConfig::from_file(test::real_model_dir() + "/config.json");
     const std::string err = test::error_of([&] {
-        LlamaModel(c, Checkpoint::open(test::real_model_dir(), c.tie_word_embeddings), {}, {"model.norm.weight"});
+        GivenWeights given;
+        given.external = {"model.norm.weight"};
+        LlamaModel(c, Checkpoint::open(test::real_model_dir(), c.tie_word_embeddings), given);
     });
     EXPECT_NE(err.find("model.norm.weight"), std::string::npos) << err;
     EXPECT_NE(err.find("not a linear layer's weight"), std::string::npos) << err;
