@@ -74,7 +74,7 @@ HfExportReport export_hf_dequantized(const LlamaModel& model, const std::string&
                    }
                    // The source's pages leave the resident set once converted: the export of a 7B model
                    // holds one tensor, not the whole mapping it has read through.
-                   if (ckpt.contains(name)) ckpt.forget(name);
+                   if (model.streaming() && ckpt.contains(name)) ckpt.forget(name);
                });
         ++report.tensors;
     }

@@ -163,9 +163,9 @@ PackedWriteReport write_packed_checkpoint(const LlamaModel& model,
             ++report.aliases;
             continue;
         }
-        st.add(name, info.dtype, info.shape, [&ckpt, name](const SafetensorsStream::ByteSink& sink) {
+        st.add(name, info.dtype, info.shape, [&ckpt, name, stream = model.streaming()](const SafetensorsStream::ByteSink& sink) {
             sink(ckpt.stored_bytes(name), ckpt.info(name).nbytes());
-            ckpt.forget(name);  // copied straight from the mapping, whose pages then leave the resident set
+            if (stream) ckpt.forget(name);  // copied straight from the mapping, whose pages then leave memory
         });
         report.unquantized_bytes += info.nbytes();
         ++report.copied_tensors;

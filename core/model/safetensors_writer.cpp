@@ -9,19 +9,33 @@
 
 namespace quench {
 
+namespace {
+
+// What both writers check of a tensor they are given: a free, non-reserved name, a known dtype, no negative
+// dimension. Returns its size in bytes; `overflow` is set when that passes 2^64.
+template <typename Items>
+uint64_t checked_size(const std::string& where, const std::string& name, DType dtype,
+                      const std::vector<int64_t>& shape, const Items& items, bool& overflow) {
+    if (name == "__metadata__") throw Error(where + "name is reserved by the safetensors format");
+    if (dtype_size(dtype) == 0) throw Error(where + "invalid dtype");
+    for (const auto& it : items)
+        if (it.name == name) throw Error(where + "added twice");
+    uint64_t n = dtype_size(dtype);
+    overflow = false;
+    for (int64_t d : shape) {
+        if (d < 0) throw Error(where + "negative dimension " + std::to_string(d));
+        overflow |= __builtin_mul_overflow(n, uint64_t(d), &n);
+    }
+    return n;
+}
+
+}  // namespace
+
 void SafetensorsWriter::add(const std::string& name, DType dtype, std::vector<int64_t> shape, const void* data,
                             std::size_t nbytes) {
     const std::string where = "tensor '" + name + "': ";
-    if (name == "__metadata__") throw Error(where + "name is reserved by the safetensors format");
-    if (dtype_size(dtype) == 0) throw Error(where + "invalid dtype");
-    for (const Item& it : items_)
-        if (it.name == name) throw Error(where + "added twice");
-    uint64_t need = dtype_size(dtype);
     bool overflow = false;
-    for (int64_t d : shape) {
-        if (d < 0) throw Error(where + "negative dimension " + std::to_string(d));
-        overflow |= __builtin_mul_overflow(need, uint64_t(d), &need);
-    }
+    const uint64_t need = checked_size(where, name, dtype, shape, items_, overflow);
     if (overflow || need != nbytes)
         throw Error(where + "shape and dtype " + dtype_name(dtype) + " need " +
                     (overflow ? std::string("more than 2^64") : std::to_string(need)) + " bytes, got " +
@@ -63,15 +77,9 @@ void SafetensorsWriter::write(const std::string& path) const {
 
 void SafetensorsStream::add(const std::string& name, DType dtype, std::vector<int64_t> shape, Producer produce) {
     const std::string where = "tensor '" + name + "': ";
-    if (name == "__metadata__") throw Error(where + "name is reserved by the safetensors format");
-    if (dtype_size(dtype) == 0) throw Error(where + "invalid dtype");
-    for (const Item& it : items_)
-        if (it.name == name) throw Error(where + "added twice");
-    uint64_t n = dtype_size(dtype);
-    for (int64_t d : shape) {
-        if (d < 0) throw Error(where + "negative dimension " + std::to_string(d));
-        if (__builtin_mul_overflow(n, uint64_t(d), &n)) throw Error(where + "size overflows 64 bits");
-    }
+    bool overflow = false;
+    const uint64_t n = checked_size(where, name, dtype, shape, items_, overflow);
+    if (overflow) throw Error(where + "size overflows 64 bits");
     items_.push_back({name, dtype, std::move(shape), n, std::move(produce)});
 }
 
