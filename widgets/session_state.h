@@ -1,6 +1,6 @@
 #pragma once
-// Private to the session's sources (workbench_session.cpp, session_qat.cpp): the state its jobs share and
-// the helpers they all use. Includes torch through core's headers: never include it from a header.
+// Private to the session's sources (workbench_session.cpp, session_jobs.cpp, session_qat.cpp): the state
+// its jobs share and the helpers they all use. Includes torch through core's headers: never include it from a header.
 #include <QString>
 
 #include <functional>

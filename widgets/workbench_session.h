@@ -64,7 +64,7 @@ struct QatCurve {
     std::vector<double> losses, klValues;
     qint64 totalSteps = 0, resumedFrom = 0;
 };
-// The file core's trainer keeps in a checkpoint directory (core/qat/qat_trainer.cpp, kCheckpointName).
+// The file core's trainer keeps in a checkpoint directory (core/qat/qat_checkpoint.h, qat_checkpoint_path).
 QString qatCheckpointFile(const QString& dir);
 
 enum class ExportFormat { Packed = 1, Hf, Gguf };

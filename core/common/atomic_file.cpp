@@ -15,10 +15,6 @@ namespace quench {
 
 namespace {
 
-std::string sys_error(const std::string& path, const std::string& what, int err) {
-    return path + ": " + what + ": " + std::strerror(err);
-}
-
 std::filesystem::path parent_dir(const std::string& path) {
     const std::filesystem::path dir = std::filesystem::path(path).parent_path();
     return dir.empty() ? std::filesystem::path(".") : dir;

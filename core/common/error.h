@@ -12,6 +12,9 @@ public:
     using std::runtime_error::runtime_error;
 };
 
+// "<path>: <what>: <strerror(err)>", the message of a failed system call on a file.
+std::string sys_error(const std::string& path, const std::string& what, int err);
+
 // Thrown when a ProgressSink asked a job to stop; callers treat it as a clean abort, not a failure.
 class Cancelled : public Error {
 public:

@@ -28,10 +28,6 @@ namespace {
 const std::vector<std::string> kTokenizerFiles = {"tokenizer.json", "tokenizer.model", "tokenizer_config.json",
                                                   "special_tokens_map.json", "generation_config.json"};
 
-std::string sys_error(const std::string& path, const std::string& what, int err) {
-    return path + ": " + what + ": " + std::strerror(err);
-}
-
 std::string read_whole_file(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
     if (!in) throw Error(path + ": cannot open for reading");

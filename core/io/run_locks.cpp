@@ -12,10 +12,6 @@
 
 namespace quench::detail {
 
-std::string sys_error(const std::string& path, const std::string& what, int err) {
-    return path + ": " + what + ": " + std::strerror(err);
-}
-
 LockFile::LockFile(LockFile&& o) noexcept : fd_(std::exchange(o.fd_, -1)), path_(std::move(o.path_)) {}
 
 LockFile& LockFile::operator=(LockFile&& o) noexcept {

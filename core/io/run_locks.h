@@ -12,9 +12,6 @@ namespace quench::detail {
 using Clock = std::chrono::steady_clock;
 inline constexpr auto kRetryEvery = std::chrono::milliseconds(5);  // poll interval while waiting out a lock
 
-// "<path>: <what>: <strerror(err)>"
-std::string sys_error(const std::string& path, const std::string& what, int err);
-
 // Advisory locks on single bytes of a lock file. Linux open-file-description locks: the kernel drops them
 // when the holder dies (so a killed writer reads as gone), and two opens in one process conflict like two
 // processes do (so a GUI sees its own job's run as running); classic fcntl locks do neither, flock has no

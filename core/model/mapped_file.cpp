@@ -14,14 +14,6 @@
 
 namespace quench {
 
-namespace {
-
-std::string sys_error(const std::string& path, const char* what, int err) {
-    return path + ": " + what + ": " + std::strerror(err);
-}
-
-}  // namespace
-
 MappedFile::MappedFile(const std::string& path) : path_(path) {
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) throw Error(sys_error(path, "cannot open", errno));

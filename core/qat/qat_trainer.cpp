@@ -1,19 +1,16 @@
 #include "qat/qat_trainer.h"
+
+#include "qat/qat_checkpoint.h"
 #include "qat/qat_schedule.h"
 
 #include <torch/torch.h>
 
 #include <algorithm>
 #include <chrono>
-#include <cstring>
 #include <cmath>
-#include <filesystem>
 #include <memory>
-#include <sstream>
 
-#include "common/atomic_file.h"
 #include "common/error.h"
-#include "common/hash.h"
 #include "common/progress.h"
 #include "model/llama_model.h"
 #include "quant/codec.h"
@@ -21,9 +18,6 @@
 
 namespace quench {
 namespace {
-
-constexpr int64_t kCheckpointVersion = 1;
-const char* const kCheckpointName = "qat-checkpoint.pt";
 
 at::Tensor windows_tensor(const std::vector<int32_t>& tokens, const std::vector<int64_t>& starts, int64_t ctx) {
     at::Tensor t = torch::empty({static_cast<int64_t>(starts.size()), ctx}, torch::kLong);
@@ -37,36 +31,6 @@ at::Tensor windows_tensor(const std::vector<int32_t>& tokens, const std::vector<
 at::Tensor mean_kl(const at::Tensor& ref_logits, const at::Tensor& test_logits) {
     const at::Tensor lp = torch::log_softmax(ref_logits, -1), lq = torch::log_softmax(test_logits, -1);
     return (lp.exp() * (lp - lq)).sum(-1).mean();
-}
-
-std::string signature(const QatOptions& o, const std::map<std::size_t, QuantizedTensor>& ptq, int64_t total_steps) {
-    std::ostringstream s;
-    s << "mode=" << static_cast<int>(o.mode) << " steps=" << total_steps << " ctx=" << o.ctx << " batch=" << o.batch
-      << " lr=" << o.lr << " scale_lr=" << o.scale_lr << " wd=" << o.weight_decay << " sched=" << static_cast<int>(o.schedule)
-      << " warmup=" << o.warmup << " decay=" << o.decay << " min=" << o.min_lr_ratio << " clip=" << o.clip_norm
-      << " ce=" << o.ce_weight << " kl=" << o.kl_weight << " seed=" << o.seed << " lsq2=" << o.layer.paretoq_lsq2;
-    for (const auto& [layer, t] : ptq) s << " " << layer << ":" << t.spec.to_string();
-    return s.str();
-}
-
-at::Tensor string_tensor(const std::string& s) {
-    at::Tensor t = torch::empty({static_cast<int64_t>(s.size())}, torch::kUInt8);
-    std::memcpy(t.data_ptr(), s.data(), s.size());
-    return t;
-}
-std::string tensor_string(const at::Tensor& t) {
-    const at::Tensor c = t.contiguous();
-    return std::string(static_cast<const char*>(c.data_ptr()), static_cast<std::size_t>(c.numel()));
-}
-
-template <typename T>
-at::Tensor vec_tensor(const std::vector<T>& v, c10::ScalarType type) {
-    return torch::tensor(std::vector<T>(v), torch::TensorOptions().dtype(type)).clone();
-}
-template <typename T>
-std::vector<T> tensor_vec(const at::Tensor& t) {
-    const at::Tensor c = t.contiguous();
-    return std::vector<T>(c.data_ptr<T>(), c.data_ptr<T>() + c.numel());
 }
 
 struct Trainer {
@@ -113,76 +77,18 @@ struct Trainer {
     int64_t local_step(int64_t step) const { return o.mode == QatMode::EndToEnd ? step : step % steps_per_block; }
     int64_t local_total() const { return o.mode == QatMode::EndToEnd ? total_steps : steps_per_block; }
 
-    std::string checkpoint_path() const { return qat_checkpoint_path(o.checkpoint_dir); }
-
     void save(int64_t done, torch::optim::AdamW& opt) const {
-        std::filesystem::create_directories(o.checkpoint_dir);
-        torch::serialize::OutputArchive ar;
-        ar.write("version", torch::tensor(kCheckpointVersion));
-        ar.write("signature", string_tensor(sig));
-        ar.write("step", torch::tensor(done));
-        ar.write("tokens_used", torch::tensor(result.tokens_used));
-        for (const auto& [layer, l] : layers)
-            for (const auto& p : l->params()) ar.write("param." + std::to_string(layer) + "." + p.name, p.tensor.detach());
-        torch::serialize::OutputArchive opt_ar;
-        opt.save(opt_ar);
-        ar.write("optimizer", opt_ar);
-        ar.write("curve.blocks", vec_tensor(result.blocks, torch::kLong));
-        ar.write("curve.losses", vec_tensor(result.losses, torch::kDouble));
-        ar.write("curve.lrs", vec_tensor(result.lrs, torch::kDouble));
-        ar.write("kl.steps", vec_tensor(result.kl_steps, torch::kLong));
-        ar.write("kl.values", vec_tensor(result.kl_values, torch::kDouble));
-        std::ostringstream bytes;
-        ar.save_to(bytes);
-        write_file_atomic(checkpoint_path(), bytes.str());
+        save_qat_checkpoint(o.checkpoint_dir, sig, done, result, layers, opt);
     }
 
-    // Loads a checkpoint when there is one: parameters, curves, and the optimizer state when it belongs to
+    // Resumes from the checkpoint when there is one; the optimizer state is loaded only when it belongs to
     // the block (or run) that continues. Returns the completed steps.
     int64_t load(std::unique_ptr<torch::optim::AdamW>& opt) {
-        if (o.checkpoint_dir.empty() || !std::filesystem::exists(checkpoint_path())) return 0;
-        const std::string path = checkpoint_path();
-        torch::serialize::InputArchive ar;
-        try {
-            ar.load_from(path);
-        } catch (const c10::Error&) {
-            throw Error(path + ": not a readable QAT checkpoint");
-        }
-        // Each read into a fresh tensor: InputArchive::read into a defined tensor re-points its storage.
-        auto read = [&](const std::string& name) {
-            at::Tensor t;
-            ar.read(name, t);
-            return t;
-        };
-        const int64_t version = read("version").item<int64_t>();
-        if (version != kCheckpointVersion)
-            throw Error(path + ": version " + std::to_string(version) + ", this build reads version " +
-                        std::to_string(kCheckpointVersion));
-        const std::string saved_sig = tensor_string(read("signature"));
-        if (saved_sig != sig)
-            throw Error(path + ": signature: the checkpoint belongs to a run with other options or layers (" +
-                        saved_sig + ")");
-        const int64_t done = read("step").item<int64_t>();
-        result.tokens_used = read("tokens_used").item<int64_t>();
-        {
-            torch::NoGradGuard no_grad;
-            for (const auto& [layer, l] : layers)
-                for (const auto& p : l->params()) p.tensor.copy_(read("param." + std::to_string(layer) + "." + p.name));
-        }
-        result.blocks = tensor_vec<int64_t>(read("curve.blocks"));
-        result.losses = tensor_vec<double>(read("curve.losses"));
-        result.lrs = tensor_vec<double>(read("curve.lrs"));
-        result.kl_steps = tensor_vec<int64_t>(read("kl.steps"));
-        result.kl_values = tensor_vec<double>(read("kl.values"));
-        result.steps.clear();
-        for (std::size_t i = 0; i < result.losses.size(); ++i) result.steps.push_back(static_cast<int64_t>(i) + 1);
-        if (done < total_steps && local_step(done) != 0) {
+        return load_qat_checkpoint(o.checkpoint_dir, sig, result, layers, [&](int64_t done) -> torch::optim::Optimizer* {
+            if (done >= total_steps || local_step(done) == 0) return nullptr;
             opt = make_optimizer(block_of_step(done));
-            torch::serialize::InputArchive opt_ar;
-            ar.read("optimizer", opt_ar);
-            opt->load(opt_ar);
-        }
-        return done;
+            return opt.get();
+        });
     }
 
     double heldout_kl(const at::Tensor& heldout) const {
@@ -227,8 +133,6 @@ struct Trainer {
 
 }  // namespace
 
-std::string qat_checkpoint_path(const std::string& checkpoint_dir) { return checkpoint_dir + "/" + kCheckpointName; }
-
 QatResult train_qat(LlamaModel& model, const std::map<std::size_t, QuantizedTensor>& ptq,
                     const std::vector<int32_t>& train_tokens, const std::vector<int32_t>& heldout_tokens,
                     const QatOptions& o, const QatCallback& callback, ProgressSink* progress) {
@@ -258,7 +162,7 @@ QatResult train_qat(LlamaModel& model, const std::map<std::size_t, QuantizedTens
         tr.steps_per_block = std::max<int64_t>(1, tr.total_steps / static_cast<int64_t>(tr.blocks.size()));
         tr.total_steps = tr.steps_per_block * static_cast<int64_t>(tr.blocks.size());
     }
-    tr.sig = signature(o, ptq, tr.total_steps);
+    tr.sig = qat_signature(o, ptq, tr.total_steps);
     tr.result.total_steps = tr.total_steps;
 
     at::Tensor heldout;

@@ -80,7 +80,7 @@ struct QatResult {
 // "10%@train" (of train_tokens, the training text's size) or "0.1%@8B". Throws quench::Error naming the text.
 int64_t parse_token_budget(const std::string& text, int64_t train_tokens);
 
-// The checkpoint file train_qat writes in and resumes from checkpoint_dir.
+// The checkpoint file train_qat writes in and resumes from checkpoint_dir (qat/qat_checkpoint.h).
 std::string qat_checkpoint_path(const std::string& checkpoint_dir);
 
 // Trains the layers of ptq (registry index -> PTQ result of codecs with a QAT form) of a model whose

@@ -1,43 +1,19 @@
 #include "quant/spilled_parts.h"
 
-#include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include <ATen/ATen.h>
 
 #include <cerrno>
-#include <cstdlib>
 #include <cstring>
 
 #include "common/error.h"
 #include "model/mapped_file.h"
 
 namespace quench {
-namespace {
 
-std::string sys_error(const std::string& path, const std::string& what, int err) {
-    return path + ": " + what + ": " + std::strerror(err);
-}
-
-}  // namespace
-
-PartSpill::PartSpill(const std::string& dir) {
-    std::string d = dir;
-    if (d.empty()) {
-        const char* env = std::getenv("TMPDIR");
-        d = env && *env ? env : "/tmp";
-    }
-    std::string templ = d + "/quench-codes-XXXXXX";
-    fd_ = ::mkstemp(templ.data());
-    if (fd_ < 0) throw Error(sys_error(templ, "cannot create a temporary file for quantized codes", errno));
-    path_ = templ;
-    ::unlink(templ.c_str());  // nameless from now on: nothing is left behind, whatever happens
-}
-
-PartSpill::~PartSpill() {
-    if (fd_ >= 0) ::close(fd_);  // the views' mappings keep the file's data while they live
-}
+PartSpill::PartSpill(const std::string& dir) : file_("quench-codes", dir) {}
 
 QuantizedTensor PartSpill::spill(const QuantizedTensor& q) {
     QuantizedTensor out = q;
@@ -47,15 +23,9 @@ QuantizedTensor PartSpill::spill(const QuantizedTensor& q) {
         const std::size_t n = data.nbytes();
         if (part.shared || n < kMinBytes || !data.device().is_cpu()) continue;
         const std::size_t offset = (bytes_ + page - 1) / page * page;  // mmap offsets are page aligned
-        const auto* src = static_cast<const uint8_t*>(data.data_ptr());
-        for (std::size_t done = 0; done < n;) {
-            const ssize_t w = ::pwrite(fd_, src + done, n - done, static_cast<off_t>(offset + done));
-            if (w < 0 && errno == EINTR) continue;
-            if (w <= 0) throw Error(sys_error(path_, "cannot write quantized codes", w < 0 ? errno : ENOSPC));
-            done += static_cast<std::size_t>(w);
-        }
-        void* map = ::mmap(nullptr, n, PROT_READ, MAP_SHARED, fd_, static_cast<off_t>(offset));
-        if (map == MAP_FAILED) throw Error(sys_error(path_, "cannot map quantized codes", errno));
+        file_.write_at(offset, data.data_ptr(), n, "quantized codes");
+        void* map = ::mmap(nullptr, n, PROT_READ, MAP_SHARED, file_.fd(), static_cast<off_t>(offset));
+        if (map == MAP_FAILED) throw Error(file_.path() + ": cannot map quantized codes: " + std::strerror(errno));
         register_mapping(map, n);  // so forget() may drop its pages
         // Read-only memory: the view must never be written (torch's in-place ops would fault), and no codec
         // writes to its parts. The deleter unmaps it with the last reference.

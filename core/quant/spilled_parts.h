@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 
+#include "common/scratch_file.h"
 #include "quant/quantized_tensor.h"
 
 namespace quench {
@@ -17,9 +18,6 @@ class PartSpill {
 public:
     // The temporary file goes in dir (default: $TMPDIR, else /tmp); throws quench::Error naming it.
     explicit PartSpill(const std::string& dir = "");
-    ~PartSpill();
-    PartSpill(const PartSpill&) = delete;
-    PartSpill& operator=(const PartSpill&) = delete;
 
     // q with every unshared part of at least kMinBytes as a file-backed view (same dtype, shape and bytes);
     // other parts are kept as they are. Throws quench::Error on a write failure (a full disk).
@@ -28,8 +26,7 @@ public:
     std::size_t bytes() const { return bytes_; }  // written so far
 
 private:
-    std::string path_;  // for error messages only: unlinked at once
-    int fd_ = -1;
+    ScratchFile file_;
     std::size_t bytes_ = 0;
 };
 
