@@ -28,7 +28,7 @@ namespace quench::cli {
 namespace {
 
 struct ApplyOpts {
-    std::string model, allocation, calib, eval, out;
+    std::string model, allocation, calib, eval, out, calib_inputs = "quantized";
     int64_t calib_tokens = 16384, eval_tokens = 0, ctx = 0;
     uint64_t seed = 0;
     bool no_tensors = false;
@@ -75,6 +75,7 @@ void apply(const ApplyOpts& o, const GlobalOptions& g, ProgressSink& progress, R
     }
     QuantizeJobOptions qo;
     qo.calib = {o.calib, o.calib_tokens};
+    qo.calib_inputs = calib_inputs_from_name(o.calib_inputs);
     qo.eval = o.eval;
     qo.eval_tokens = o.eval_tokens;
     qo.ctx = o.ctx;
@@ -134,6 +135,10 @@ Command add_apply_command(CLI::App& app, const GlobalOptions& g) {
     sub->add_option("--allocation", o->allocation, "Allocation: JSON from quench-cli allocate --save, or an allocate run FILE.h5[:RUN]")->required();
     sub->add_option("--calib", o->calib, "Calibration text (GPTQ Hessians, activation scales, output error)");
     sub->add_option("--calib-tokens", o->calib_tokens, "Calibration tokens to use")->check(CLI::PositiveNumber);
+    sub->add_option("--calib-inputs", o->calib_inputs,
+                    "Inputs a block's layers are calibrated on: 'quantized' (the outputs of the quantized blocks "
+                    "before it, GPTQ's sequential order; default) or 'fp' (the full-precision model's)")
+        ->check(CLI::IsMember({"quantized", "fp"}));
     sub->add_option("--eval", o->eval, "Held-out evaluation text for KL and perplexity");
     sub->add_option("--eval-tokens", o->eval_tokens, "Evaluate only the first N tokens")->check(CLI::NonNegativeNumber);
     sub->add_option("--ctx", o->ctx, "Window length for calibration and evaluation")->check(CLI::NonNegativeNumber);

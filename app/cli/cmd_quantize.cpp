@@ -35,7 +35,7 @@ nlohmann::json layer_json(const LayerResult& r) {
 }
 
 struct QuantizeOpts {
-    std::string model, codec, layers = "model.layers.*", layers_regex, calib, eval, out;
+    std::string model, codec, layers = "model.layers.*", layers_regex, calib, eval, out, calib_inputs = "quantized";
     int64_t calib_tokens = 16384, eval_tokens = 0, ctx = 0;
     uint64_t seed = 0;
     bool no_tensors = false;
@@ -49,6 +49,7 @@ void quantize(const QuantizeOpts& o, const CodecSpec& spec, const GlobalOptions&
                                                 : model->layers().select_regex(o.layers_regex);
     QuantizeJobOptions qo;
     qo.calib = {o.calib, o.calib_tokens};
+    qo.calib_inputs = calib_inputs_from_name(o.calib_inputs);
     qo.eval = o.eval;
     qo.eval_tokens = o.eval_tokens;
     qo.ctx = o.ctx;
@@ -101,6 +102,10 @@ Command add_quantize_command(CLI::App& app, const GlobalOptions& g) {
     sub->add_option("--layers-regex", o->layers_regex, "Select layers by regex instead of --layers");
     sub->add_option("--calib", o->calib, "Calibration text (GPTQ Hessians, activation scales, output error)");
     sub->add_option("--calib-tokens", o->calib_tokens, "Calibration tokens to use")->check(CLI::PositiveNumber);
+    sub->add_option("--calib-inputs", o->calib_inputs,
+                    "Inputs a block's layers are calibrated on: 'quantized' (the outputs of the quantized blocks "
+                    "before it, GPTQ's sequential order; default) or 'fp' (the full-precision model's)")
+        ->check(CLI::IsMember({"quantized", "fp"}));
     sub->add_option("--eval", o->eval, "Held-out evaluation text for KL and perplexity");
     sub->add_option("--eval-tokens", o->eval_tokens, "Evaluate only the first N tokens")->check(CLI::NonNegativeNumber);
     sub->add_option("--ctx", o->ctx, "Window length for calibration and evaluation")->check(CLI::NonNegativeNumber);

@@ -60,11 +60,23 @@ void StderrProgress::report(double fraction, const std::string& stage) {
     }
     last_ = now;
     printed_ = true;
+    // Time left extrapolated from the time so far, once there is enough of both to go by (the jobs report
+    // fractions of work, block by block, not of steps).
+    const double elapsed = std::chrono::duration<double>(now - start_).count();
+    std::string eta;
+    if (fraction >= 0.02 && fraction < 1.0 && elapsed >= 10) eta = "  ETA " + fmt_duration(elapsed * (1 - fraction) / fraction);
     if (isatty(STDERR_FILENO))
-        std::fprintf(stderr, "\r%-40s %5.1f%%", stage.c_str(), 100.0 * fraction);
+        std::fprintf(stderr, "\r%-40s %5.1f%%%-14s", stage.c_str(), 100.0 * fraction, eta.c_str());
     else
-        std::fprintf(stderr, "%s %.1f%%\n", stage.c_str(), 100.0 * fraction);
+        std::fprintf(stderr, "%s %.1f%%%s\n", stage.c_str(), 100.0 * fraction, eta.c_str());
     std::fflush(stderr);
+}
+
+std::string fmt_duration(double seconds) {
+    const auto s = static_cast<int64_t>(seconds + 0.5);
+    if (s < 60) return fmt::format("{}s", s);
+    if (s < 3600) return fmt::format("{}m {:02}s", s / 60, s % 60);
+    return fmt::format("{}h {:02}m", s / 3600, (s % 3600) / 60);
 }
 
 std::string fmt_num(double v, int precision) { return fmt::format("{:.{}f}", v, precision); }

@@ -33,6 +33,7 @@ private:
 };
 
 std::string fmt_num(double v, int precision = 4);  // fixed notation, trimmed
+std::string fmt_duration(double seconds);          // "42s", "3m 05s", "2h 10m"
 std::string fmt_shape(int64_t rows, int64_t cols);
 std::string fmt_bytes(double bytes);
 

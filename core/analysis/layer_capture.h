@@ -30,6 +30,29 @@ struct LayerInputStats {
     at::Tensor hessian() const;  // xtx / rows: the mean input second moment GPTQ uses
 };
 
+// Accumulates LayerInputStats for chosen layers from the inputs a pass reports through hook(), one batch of
+// windows at a time; sample rows are spread evenly over the n_batches batches the caller will run.
+class InputStatsAccumulator {
+public:
+    InputStatsAccumulator(const LayerRegistry& registry, const std::vector<std::size_t>& layers, const CaptureOptions& o,
+                          int64_t n_batches);
+    // The hook to give the passes; valid while the accumulator lives. Inputs of other layers are ignored.
+    const LinearInputHook& hook() const { return hook_; }
+    std::map<std::size_t, LayerInputStats> finish();  // once, after the last batch
+
+private:
+    std::map<std::size_t, LayerInputStats> stats_;
+    std::map<std::size_t, at::Tensor> abs_sum_;
+    std::map<std::size_t, std::vector<at::Tensor>> samples_;
+    int64_t rows_per_batch_ = 0, sample_rows_ = 0;
+    LinearInputHook hook_;
+};
+
+// The calibration windows a capture takes from tokens: options.ctx resolved for the model (0: min(max
+// positions, 512)), cut to max_tokens, whole windows only, as int64 [windows, ctx]. Throws quench::Error when
+// there is not one window.
+at::Tensor capture_windows(const LlamaModel& model, const std::vector<int32_t>& tokens, CaptureOptions& options);
+
 // Runs the model (current weights) on non-overlapping windows of tokens and returns stats per requested
 // registry index. Throws quench::Error on an unknown layer index, quench::Cancelled when cancelled.
 std::map<std::size_t, LayerInputStats> capture_layer_inputs(const LlamaModel& model, const std::vector<std::size_t>& layers,

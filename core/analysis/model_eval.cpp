@@ -22,6 +22,30 @@ struct ChunkStats {
     at::Tensor delta_p;            // [n]
 };
 
+// Hidden-state bytes of one model side a group of batches may hold: windows run block-major within a group.
+constexpr int64_t kGroupHiddenBytes = int64_t(256) << 20;
+
+// The final-normed hidden states of a group of batches, block-major: one block over every batch of the
+// group before the next, so a streamed model reads each block's weights once per group, not once per batch.
+// The numbers are forward_hidden's: the same operations on the same batches.
+std::vector<at::Tensor> group_hidden(const ModelSide& side, const std::vector<at::Tensor>& inputs, ProgressSink& progress,
+                                     double f0, double f1) {
+    const LlamaModel& m = *side.model;
+    std::vector<at::Tensor> h;
+    for (const auto& input : inputs) h.push_back(m.embed(input));
+    const int blocks = m.num_blocks();
+    for (int k = 0; k < blocks; ++k) {
+        for (auto& x : h) {
+            progress.check();
+            x = m.block_forward(k, x, side.linear, side.weights);
+        }
+        progress.report(f0 + (f1 - f0) * (k + 1) / std::max(blocks, 1), "evaluating: block " + std::to_string(k + 1) +
+                                                                           "/" + std::to_string(blocks));
+    }
+    for (auto& x : h) x = m.final_norm(x);
+    return h;
+}
+
 // Runs windows in batches over one or two models and hands every chunk of scored positions to `sink`.
 // Returns the number of window tokens fed through the model(s).
 template <typename Sink>
@@ -30,10 +54,13 @@ int64_t run_windows(ModelSide a, const ModelSide* b, const std::vector<int32_t>&
     const bool bos = o.bos_per_window;
     if (bos && bos_id < 0) throw Error("evaluation: bos_per_window needs a tokenizer with a BOS token");
     const int64_t off = bos ? 1 : 0;
-    int64_t fed = 0;
+    // Batches of consecutive windows of equal length (only the last window can be shorter).
+    struct Batch {
+        std::size_t first;
+        at::Tensor input;
+    };
+    std::vector<Batch> batches;
     for (std::size_t i = 0; i < windows.size();) {
-        progress.check();
-        // A batch holds consecutive windows of equal length (only the last window can be shorter).
         std::size_t j = i;
         while (j < windows.size() && j - i < static_cast<std::size_t>(o.batch) && windows[j].length == windows[i].length) ++j;
         const int64_t B = static_cast<int64_t>(j - i), L = windows[i].length + off;
@@ -44,32 +71,58 @@ int64_t run_windows(ModelSide a, const ModelSide* b, const std::vector<int32_t>&
             if (bos) acc[r][0] = bos_id;
             for (int64_t p = 0; p < w.length; ++p) acc[r][p + off] = tokens[w.begin + p];
         }
-        auto ha = a.model->forward_hidden(input, nullptr, a.weights, a.linear);
-        at::Tensor hb = b ? b->model->forward_hidden(input, nullptr, b->weights, b->linear) : at::Tensor();
-        for (int64_t r = 0; r < B; ++r) {
-            const auto& w = windows[i + r];
-            // Input position q predicts input token q + 1; scored text position p is input token p + off.
-            for (int64_t q0 = w.score_from + off - 1; q0 < w.length + off - 1; q0 += kPositionChunk) {
-                const int64_t n = std::min(kPositionChunk, w.length + off - 1 - q0);
-                auto target = input[r].narrow(0, q0 + 1, n);
-                auto la = torch::log_softmax(a.model->logits(ha[r].narrow(0, q0, n), a.weights, a.linear), -1);
-                ChunkStats s;
-                auto ta = la.gather(1, target.unsqueeze(1)).squeeze(1);
-                s.nll_ref = -ta;
-                if (b) {
-                    auto lb = torch::log_softmax(b->model->logits(hb[r].narrow(0, q0, n), b->weights, b->linear), -1);
-                    auto tb = lb.gather(1, target.unsqueeze(1)).squeeze(1);
-                    s.nll_test = -tb;
-                    s.kl = (la.exp() * (la - lb)).sum(-1).clamp_min(0.0);
-                    s.top1_agree = la.argmax(-1).eq(lb.argmax(-1));
-                    s.delta_p = tb.exp() - ta.exp();
-                }
-                sink(s);
-            }
-        }
-        fed += B * L;
+        batches.push_back({i, input});
         i = j;
-        progress.report(static_cast<double>(i) / windows.size(), "evaluating");
+    }
+    const int64_t hidden = std::max(a.model->config().hidden_size, b ? b->model->config().hidden_size : 0);
+    int64_t fed = 0;
+    for (std::size_t g0 = 0; g0 < batches.size();) {
+        // A group: batches whose hidden states fit kGroupHiddenBytes (at least one).
+        std::size_t g1 = g0;
+        int64_t bytes = 0;
+        std::vector<at::Tensor> inputs;
+        while (g1 < batches.size()) {
+            const int64_t n = batches[g1].input.numel() * hidden * 4;
+            if (g1 > g0 && bytes + n > kGroupHiddenBytes) break;
+            bytes += n;
+            inputs.push_back(batches[g1].input);
+            ++g1;
+        }
+        const double f0 = double(batches[g0].first) / windows.size();
+        const double f1 = g1 < batches.size() ? double(batches[g1].first) / windows.size() : 1.0;
+        const double fm = b ? f0 + (f1 - f0) * 0.4 : f0 + (f1 - f0) * 0.8;
+        const std::vector<at::Tensor> ha = group_hidden(a, inputs, progress, f0, fm);
+        const std::vector<at::Tensor> hb = b ? group_hidden(*b, inputs, progress, fm, f0 + (f1 - f0) * 0.8)
+                                             : std::vector<at::Tensor>();
+        for (std::size_t gi = 0; gi < inputs.size(); ++gi) {
+            progress.check();
+            const at::Tensor& input = inputs[gi];
+            const int64_t B = input.size(0), L = input.size(1);
+            for (int64_t r = 0; r < B; ++r) {
+                const auto& w = windows[batches[g0 + gi].first + static_cast<std::size_t>(r)];
+                // Input position q predicts input token q + 1; scored text position p is input token p + off.
+                for (int64_t q0 = w.score_from + off - 1; q0 < w.length + off - 1; q0 += kPositionChunk) {
+                    const int64_t n = std::min(kPositionChunk, w.length + off - 1 - q0);
+                    auto target = input[r].narrow(0, q0 + 1, n);
+                    auto la = torch::log_softmax(a.model->logits(ha[gi][r].narrow(0, q0, n), a.weights, a.linear), -1);
+                    ChunkStats s;
+                    auto ta = la.gather(1, target.unsqueeze(1)).squeeze(1);
+                    s.nll_ref = -ta;
+                    if (b) {
+                        auto lb = torch::log_softmax(b->model->logits(hb[gi][r].narrow(0, q0, n), b->weights, b->linear), -1);
+                        auto tb = lb.gather(1, target.unsqueeze(1)).squeeze(1);
+                        s.nll_test = -tb;
+                        s.kl = (la.exp() * (la - lb)).sum(-1).clamp_min(0.0);
+                        s.top1_agree = la.argmax(-1).eq(lb.argmax(-1));
+                        s.delta_p = tb.exp() - ta.exp();
+                    }
+                    sink(s);
+                }
+            }
+            fed += B * L;
+        }
+        progress.report(f1, "evaluating");
+        g0 = g1;
     }
     return fed;
 }

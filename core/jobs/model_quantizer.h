@@ -1,8 +1,9 @@
 #pragma once
-// Quantizes chosen layers of a loaded model in place: calibration statistics are captured a chunk of
-// layers at a time (bounded memory, and later chunks see the already-quantized prefix, as GPTQ does),
-// each layer is quantized with its own codec setting, measured, and its weight replaced by the
-// dequantized one. The quantized tensors are kept for export.
+// Quantizes chosen layers of a loaded model in place, in one walk over the calibration windows (the GPTQ
+// sequential pipeline, analysis/block_walk.h): block by block, the inputs of the block's planned layers are
+// captured, each layer is quantized with its own codec setting and measured, its weight is replaced by its
+// codes (dequantized on use), and the block's outputs, computed with the quantized weights, feed the next
+// block. The quantized tensors are kept for export.
 #include <cstdint>
 #include <map>
 #include <string>
@@ -10,6 +11,7 @@
 
 #include "analysis/layer_capture.h"
 #include "analysis/layer_metrics.h"
+#include "model/hidden_states.h"
 #include "quant/quantized_tensor.h"
 
 namespace quench {
@@ -22,10 +24,25 @@ struct LayerPlan {
     CodecSpec spec;
 };
 
+// Which inputs a block's layers are calibrated on.
+enum class CalibInputs {
+    Quantized = 1,  // the outputs of the already-quantized blocks before it (default: each layer learns to
+                    // correct the error the blocks before it made, as GPTQ does)
+    FullPrecision,  // the full-precision model's (each layer alone, as sensitivity measures it)
+};
+const char* calib_inputs_name(CalibInputs c);            // "quantized", "fp"
+CalibInputs calib_inputs_from_name(const std::string& s);  // throws quench::Error naming the choices
+
 struct QuantizeOptions {
-    CaptureOptions capture;               // calibration windows; sample_rows feeds the output error
-    uint64_t seed = 0;                    // per-layer seeds derive from it and the layer name
-    int64_t max_stats_bytes = 1ll << 30;  // Hessians held at once; bigger plans capture in several passes
+    CaptureOptions capture;  // calibration windows; sample_rows feeds the output error
+    uint64_t seed = 0;       // per-layer seeds derive from it and the layer name
+    CalibInputs calib_inputs = CalibInputs::Quantized;
+    // Hessians held at once: a block whose planned layers need more is captured in several passes over its
+    // inputs (a 70B block's down_proj alone is 3.3 GB).
+    int64_t max_stats_bytes = 1ll << 30;
+    // Calibration hidden states kept in memory; beyond it they go to a scratch file in spill_dir.
+    int64_t hidden_memory_cap = HiddenStates::kDefaultMemoryCap;
+    std::string spill_dir;  // default $TMPDIR, else /tmp (also for quantized codes of a streamed model)
     QuantizeOptions() { capture.sample_rows = 512; }
 };
 

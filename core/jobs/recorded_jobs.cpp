@@ -86,6 +86,7 @@ QuantizeJobResult quantize_recorded(LlamaModel& model, const Tokenizer& tok, con
         QuantizeOptions qo;
         qo.seed = o.seed;
         qo.capture.ctx = o.ctx;
+        qo.calib_inputs = o.calib_inputs;
         SubProgress qp(p, 0.02, eval ? 0.7 : 0.98);
         out.result = quantize_model_layers(model, plan, calib, qo, &qp);
         if (eval) {
@@ -104,6 +105,7 @@ QuantizeJobResult quantize_recorded(LlamaModel& model, const Tokenizer& tok, con
         write_data_provenance(*run, data);
         write_quantize_result(*run, out.result, o.with_tensors);
         run->set_attr("total_bpw", out.result.total_bits_per_weight());
+        if (!calib.empty()) run->set_attr("calib_inputs", std::string(calib_inputs_name(o.calib_inputs)));
         if (eval) write_kl_report(*run, out.kl);
     } catch (...) {
         model.restore_all();  // failed, cancelled or not recorded: no half-quantized model stays behind

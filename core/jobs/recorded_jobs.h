@@ -50,6 +50,7 @@ struct QuantizeJobOptions {
     int64_t eval_tokens = 0;   // evaluate only the first N tokens (0: all)
     int64_t ctx = 0;           // window length for calibration and evaluation (0: the model's default)
     uint64_t seed = 0;         // QuantizeOptions::seed
+    CalibInputs calib_inputs = CalibInputs::Quantized;  // QuantizeOptions::calib_inputs
     bool with_tensors = true;  // record the quantized tensors, not only their metrics
 };
 
@@ -64,7 +65,7 @@ struct QuantizeJobResult {
 // Quantizes the plan's layers from their original weights (the model's earlier replacements are restored
 // first, and again when the job fails or is cancelled) and evaluates when there is evaluation text. Records
 // attributes codec (the plan's distinct settings, ';'-separated) and layers (its layer names, ','-separated),
-// model and data provenance ("calib", "eval"), table "layers" with the tensors, total_bpw, and table "kl".
+// calib_inputs ("quantized" or "fp", with calibration text), model and data provenance ("calib", "eval"), table "layers" with the tensors, total_bpw, and table "kl".
 QuantizeJobResult quantize_job(LlamaModel& model, const Tokenizer& tok, const std::vector<LayerPlan>& plan,
                                const QuantizeJobOptions& options, ProgressSink* progress, RunWriter* run);
 

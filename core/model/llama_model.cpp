@@ -300,19 +300,23 @@ at::Tensor LlamaModel::embed(const at::Tensor& tokens) const {
 }
 
 at::Tensor LlamaModel::block_forward(int block, const at::Tensor& hidden, const LinearOverride* override,
-                                     Weights which) const {
+                                     Weights which, const LinearInputHook* hook) const {
     if (block < 0 || block >= num_blocks())
         throw Error("block_forward: block " + std::to_string(block) + " out of range [0, " +
                     std::to_string(num_blocks()) + ")");
     if (hidden.dim() != 3 || hidden.size(2) != config_.hidden_size)
         throw Error("block_forward: hidden states must be [batch, seq, " + std::to_string(config_.hidden_size) + "]");
     auto [cos, sin] = rope_tables(config_, inv_freq_, hidden.size(1));
-    const Pass pass{which, nullptr, cos, sin, override};
+    const Pass pass{which, hook, cos, sin, override};
     return run_block(blocks_[static_cast<std::size_t>(block)], hidden, pass);
 }
 
+at::Tensor LlamaModel::final_norm(const at::Tensor& hidden) const {
+    return rms_norm(hidden, final_norm_, config_.rms_norm_eps);
+}
+
 at::Tensor LlamaModel::head_logits(const at::Tensor& hidden, Weights which) const {
-    return head(rms_norm(hidden, final_norm_, config_.rms_norm_eps), which);
+    return head(final_norm(hidden), which);
 }
 
 at::Tensor LlamaModel::forward_train(const at::Tensor& tokens, const LinearOverride* override, Weights which) const {

@@ -99,9 +99,13 @@ public:
     // weights never require grad).
     int num_blocks() const { return static_cast<int>(config_.num_hidden_layers); }
     at::Tensor embed(const at::Tensor& tokens) const;  // int64 [batch, seq] -> [batch, seq, hidden]
-    // One transformer block on hidden states [batch, seq, hidden] (positions 0..seq-1).
+    // One transformer block on hidden states [batch, seq, hidden] (positions 0..seq-1); the hook sees the
+    // inputs of the block's linear layers, as in forward_hidden. Block-major passes (analysis/block_walk.h)
+    // run the model this way, one block over every window before the next.
     at::Tensor block_forward(int block, const at::Tensor& hidden, const LinearOverride* override = nullptr,
-                             Weights which = Weights::Current) const;
+                             Weights which = Weights::Current, const LinearInputHook* hook = nullptr) const;
+    // The final RMSNorm: hidden states after the last block -> lm_head's input.
+    at::Tensor final_norm(const at::Tensor& hidden) const;
     // Final RMSNorm then lm_head: hidden states after the last block -> logits.
     at::Tensor head_logits(const at::Tensor& hidden, Weights which = Weights::Current) const;
     // embed, every block, head_logits.

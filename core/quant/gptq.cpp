@@ -20,6 +20,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <tuple>
 
 #include "common/error.h"
 #include "common/progress.h"
@@ -48,11 +49,19 @@ std::unique_ptr<ScalarGrid> make_grid(const CodecSpec& spec) {
 at::Tensor inverse_hessian_factor(const at::Tensor& H, double damp, const std::string& where) {
     const double mean_diag = H.diagonal().mean().item<double>();
     for (double d = damp;; d = std::min(1.0, std::max(10 * d, 0.01))) {
-        auto Hd = H.clone();
-        Hd.diagonal().add_(d * mean_diag);
-        auto [L, info] = torch::linalg_cholesky_ex(Hd);
+        // Each cols x cols intermediate is dropped as soon as the next exists: for a 7B down_proj each is
+        // 484 MB, and this is the peak of a whole quantize job.
+        at::Tensor L, info;
+        {
+            auto Hd = H.clone();
+            Hd.diagonal().add_(d * mean_diag);
+            std::tie(L, info) = torch::linalg_cholesky_ex(Hd);
+        }
         if (info.item<int64_t>() == 0) {
-            auto [U, info_u] = torch::linalg_cholesky_ex(torch::cholesky_inverse(L), /*upper=*/true);
+            at::Tensor inv = torch::cholesky_inverse(L);
+            L = at::Tensor();
+            auto [U, info_u] = torch::linalg_cholesky_ex(inv, /*upper=*/true);
+            inv = at::Tensor();
             if (info_u.item<int64_t>() == 0 && torch::isfinite(U).all().item<bool>()) return U;
         }
         if (d >= 1.0)
@@ -86,6 +95,8 @@ GroupedCodes gptq_codes(const ScalarGrid& grid, at::Tensor W, at::Tensor H, int6
         H = H.index_select(0, perm).index_select(1, perm);
     }
     const at::Tensor U = inverse_hessian_factor(H, damp, where);
+    H = at::Tensor();  // only U from here on
+    diag = at::Tensor();
 
     // Transposed so that a column of W is a contiguous row: the per-column updates stream through memory.
     auto Wt = W.t().contiguous();
