@@ -1,6 +1,7 @@
 #include "data_panel.h"
 
 #include <QFileDialog>
+#include <QComboBox>
 #include <QFormLayout>
 #include <QHBoxLayout>
 #include <QLabel>
@@ -65,6 +66,13 @@ DataPanel::DataPanel(WorkbenchSession* session, QWidget* parent) : QWidget(paren
     context_->setSpecialValueText(tr("auto"));
     context_->setToolTip(tr("Window length in tokens for calibration and evaluation (auto: the model's maximum "
                             "positions, at most 512)"));
+    calibInputs_ = new QComboBox(this);
+    calibInputs_->addItem(tr("quantized blocks before (GPTQ order)"), true);
+    calibInputs_->addItem(tr("full-precision model"), false);
+    calibInputs_->setCurrentIndex(d.calibOnQuantized ? 0 : 1);
+    calibInputs_->setToolTip(tr("What a block's layers are calibrated on when quantizing: the outputs of the "
+                                "already-quantized blocks before it, so each layer corrects the error before it "
+                                "(default), or the full-precision model's (quench-cli --calib-inputs fp)"));
     calibCount_ = new QLabel(QStringLiteral("-"), this);
     evalCount_ = new QLabel(QStringLiteral("-"), this);
     contextNote_ = new QLabel(this);
@@ -75,6 +83,7 @@ DataPanel::DataPanel(WorkbenchSession* session, QWidget* parent) : QWidget(paren
     form->addRow(tr("Calibration"), fileRow(this, calib_, tr("Choose calibration text")));
     form->addRow(tr("  tokens used"), calibTokens_);
     form->addRow(tr("  tokens in file"), calibCount_);
+    form->addRow(tr("  inputs"), calibInputs_);
     form->addRow(tr("Evaluation"), fileRow(this, eval_, tr("Choose evaluation text")));
     form->addRow(tr("  tokens used"), evalTokens_);
     form->addRow(tr("  tokens in file"), evalCount_);
@@ -87,6 +96,7 @@ DataPanel::DataPanel(WorkbenchSession* session, QWidget* parent) : QWidget(paren
     connect(calibTokens_, &QSpinBox::valueChanged, this, &DataPanel::sync);
     connect(evalTokens_, &QSpinBox::valueChanged, this, &DataPanel::sync);
     connect(context_, &QSpinBox::valueChanged, this, &DataPanel::sync);
+    connect(calibInputs_, &QComboBox::currentIndexChanged, this, &DataPanel::sync);
     connect(countButton_, &QPushButton::clicked, this, &DataPanel::countRequested);
     connect(session_, &WorkbenchSession::tokensCounted, this, &DataPanel::showCounts);
     connect(session_, &WorkbenchSession::modelLoaded, this, [this] {
@@ -104,6 +114,7 @@ void DataPanel::sync() {
     d.calibTokens = calibTokens_->value();
     d.evalTokens = evalTokens_->value();
     d.context = context_->value();
+    d.calibOnQuantized = calibInputs_->currentData().toBool();
     AppSettings::setValue(AppSettings::calibKey(), d.calibPath);
     AppSettings::setValue(AppSettings::evalKey(), d.evalPath);
     if (filesChanged) {
@@ -129,6 +140,7 @@ void DataPanel::setEvalPath(const QString& path) {
 void DataPanel::setCalibTokens(qint64 n) { calibTokens_->setValue(int(n)); }
 void DataPanel::setEvalTokens(qint64 n) { evalTokens_->setValue(int(n)); }
 void DataPanel::setContext(qint64 ctx) { context_->setValue(int(ctx)); }
+void DataPanel::setCalibOnQuantized(bool on) { calibInputs_->setCurrentIndex(on ? 0 : 1); }
 QString DataPanel::calibCountText() const { return calibCount_->text(); }
 QString DataPanel::evalCountText() const { return evalCount_->text(); }
 

@@ -4,6 +4,7 @@
 // session's DataSettings, which every later job copies when it is queued.
 #include <QWidget>
 
+class QComboBox;
 class QLabel;
 class QLineEdit;
 class QPushButton;
@@ -24,6 +25,7 @@ public:
     void setCalibTokens(qint64 n);
     void setEvalTokens(qint64 n);
     void setContext(qint64 ctx);
+    void setCalibOnQuantized(bool on);
     QString calibCountText() const;
     QString evalCountText() const;
     QPushButton* countButton() const { return countButton_; }
@@ -41,6 +43,7 @@ private:
     QSpinBox* calibTokens_;
     QSpinBox* evalTokens_;
     QSpinBox* context_;
+    QComboBox* calibInputs_;
     QLabel* calibCount_;
     QLabel* evalCount_;
     QLabel* contextNote_;

@@ -83,6 +83,7 @@ QuantizeJobOptions quantize_options(const DataSettings& data) {
     o.eval = utf8(data.evalPath);
     o.eval_tokens = data.evalTokens;
     o.ctx = data.context;
+    o.calib_inputs = data.calibOnQuantized ? CalibInputs::Quantized : CalibInputs::FullPrecision;
     return o;
 }
 

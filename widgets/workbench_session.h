@@ -38,6 +38,9 @@ struct DataSettings {
     qint64 calibTokens = 4096;  // calibration tokens used (GPTQ Hessians, output error, sensitivity capture)
     qint64 evalTokens = 2048;   // evaluation tokens used (KL, perplexity, sensitivity KL sample)
     qint64 context = 0;         // window length; 0 = min(model max positions, 512)
+    // Quantize and apply calibrate a block's layers on the outputs of the quantized blocks before it (GPTQ's
+    // sequential order, core's default), or on the full-precision model's (quench-cli --calib-inputs fp).
+    bool calibOnQuantized = true;
 };
 
 // One quantized layer's numbers as the panels show them (torch-free copy of quench::LayerResult).

@@ -136,6 +136,10 @@ private slots:
         QCOMPARE(session_->data().calibPath, test::calibText());
         QCOMPARE(session_->data().calibTokens, 1000);
         QCOMPARE(session_->data().context, 64);
+        QVERIFY(session_->data().calibOnQuantized);  // core's default
+        panel.setCalibOnQuantized(false);
+        QVERIFY(!session_->data().calibOnQuantized);
+        panel.setCalibOnQuantized(true);
         JobRunner* count = session_->countTokens();
         QVERIFY(count->waitForEnd(20000));
         QCOMPARE(count->state(), JobRunner::State::Finished);

@@ -321,6 +321,15 @@ private slots:
         QVERIFY(finished(session.trainQat(qat)));
         compare("qat", newestRun(cliProject_), session.lastRunId().toStdString());
 
+        // quantize calibrated on full-precision inputs: the Data panel's choice and --calib-inputs fp record
+        // the same run (GPTQ, whose codes depend on the inputs)
+        QVERIFY(cli("quantize " + model() + " --codec gptq:b=3,g=32 --calib-inputs fp --layers '" + kLayersGlob + "'" +
+                    data + " --out " + cliProject_));
+        session.data().calibOnQuantized = false;
+        QVERIFY(finished(session.quantize(block0, QStringLiteral("gptq:b=3,g=32"))));
+        session.data().calibOnQuantized = true;
+        compare("quantize", newestRun(cliProject_), session.lastRunId().toStdString());
+
         QVERIFY2(differences_.isEmpty(), qPrintable(differences_.join(QLatin1Char('\n'))));
         for (const auto& [key, why] : kExcluded)
             QVERIFY2(usedExclusions_.count(key), qPrintable(QStringLiteral("exclusion %1 matches no field (%2): drop it")
