@@ -185,7 +185,7 @@ QuantizeResult quantize_model_layers(LlamaModel& model, const std::vector<LayerP
         prog.report(fraction, where + "quantized " + info.name);
     };
 
-    if (calib_tokens.empty()) {
+    if (calib_tokens.empty() || plan.empty()) {
         for (std::size_t k = 0; k < plan.size(); ++k) quantize_one(k, nullptr, "", double(k + 1) / double(plan.size()));
     } else {
         // One walk: block by block, capture (with the block's own weights as they stand), quantize, then move

@@ -71,6 +71,8 @@ TEST(SequentialCalibration, FullPrecisionInputsQuantizeFromTheWholeModelCapture)
     const auto r = quantize_model_layers(*m, uniform_plan(layers, CodecSpec::parse(kSpec)), calib(), o);
     ASSERT_EQ(r.tensors.size(), layers.size());
     for (std::size_t l : layers) EXPECT_TRUE(same_codes(r.tensors.at(l), want.at(l))) << m->layers().at(l).name;
+    // An empty plan walks nowhere.
+    EXPECT_TRUE(quantize_model_layers(*m, {}, calib(), o).layers.empty());
 }
 
 TEST(SequentialCalibration, Block1IsCalibratedOnTheOutputsOfQuantizedBlock0) {
