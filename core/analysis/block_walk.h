@@ -31,6 +31,9 @@ public:
     int position() const { return position_; }
     int64_t windows() const { return windows_; }
     const CaptureOptions& options() const { return options_; }
+    // Whether later steps accumulate X^T X (CaptureOptions::hessian): a caller whose layers at one position
+    // need no Hessian skips its cost there.
+    void set_hessian(bool on) { options_.hessian = on; }
     int64_t spilled_bytes() const { return states_.spilled_bytes(); }
     // The windows' hidden states at position(), one entry per batch of options().batch windows.
     const HiddenStates& states() const { return states_; }

@@ -5,8 +5,11 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <memory>
 #include <set>
 
+#include "analysis/block_walk.h"
+#include "analysis/kl_probe.h"
 #include "analysis/layer_capture.h"
 #include "analysis/layer_metrics.h"
 #include "analysis/model_eval.h"
@@ -160,16 +163,49 @@ SensitivityStats measure_sensitivity(LlamaModel& model, const std::vector<std::s
     std::size_t total_units = 0, done_units = 0;
     for (const auto& w : plan) total_units += w.todo.size();
 
-    EvalOptions eo;
-    eo.ctx = settings.ctx;
-    eo.batch = options.kl_batch;
+    // Walk order: block by block (lm_head, outside the blocks, after the last), so one calibration walk and
+    // one KL probe move down the model together instead of a forward from the embeddings per capture and two
+    // per KL measurement.
+    const auto position_of = [&](std::size_t layer) {
+        const int b = model.layers().at(layer).block;
+        return b < 0 ? model.num_blocks() : b;
+    };
+    std::stable_sort(plan.begin(), plan.end(),
+                     [&](const Work& a, const Work& b) { return position_of(a.layer) < position_of(b.layer); });
+    bool any_kl = false;
+    for (const auto& w : plan)
+        for (bool k : w.need_kl) any_kl = any_kl || k;
+    std::unique_ptr<BlockWalk> walk;
+    std::unique_ptr<KlProbe> probe;
+    if (!plan.empty()) {
+        CaptureOptions co;
+        co.ctx = settings.ctx;
+        co.sample_rows = options.sample_rows;
+        walk = std::make_unique<BlockWalk>(model, calib_tokens, co, options.hidden_memory_cap, options.spill_dir);
+        if (any_kl) {
+            EvalOptions eo;
+            eo.ctx = settings.ctx;
+            eo.batch = options.kl_batch;
+            SubProgress sub(prog, 0.0, 0.0);
+            probe = std::make_unique<KlProbe>(model, kl_tokens, eo, bos_id, options.hidden_memory_cap, options.spill_dir,
+                                              &sub);
+        }
+    }
     std::size_t i = 0;
     while (i < plan.size()) {
         prog.check();
+        const int position = position_of(plan[i].layer);
+        const double f0 = total_units ? double(done_units) / double(total_units) : 0.0;
+        SubProgress moving(prog, f0, f0);
+        while (walk->position() < position) {
+            walk->step({}, LlamaModel::Weights::Original, true, &moving);
+            if (probe) probe->advance(&moving);
+        }
+        // A capture group: layers of this position whose Hessians fit max_stats_bytes (at least one).
         std::size_t j = i;
         int64_t bytes = 0;
         bool hessian = false;
-        while (j < plan.size()) {
+        while (j < plan.size() && position_of(plan[j].layer) == position) {
             const int64_t cols = model.layers().at(plan[j].layer).in_features;
             const int64_t b = plan[j].hessian ? cols * cols * 4 : 0;
             if (j > i && bytes + b > options.max_stats_bytes) break;
@@ -177,23 +213,22 @@ SensitivityStats measure_sensitivity(LlamaModel& model, const std::vector<std::s
             hessian = hessian || plan[j].hessian;
             ++j;
         }
-        std::vector<std::size_t> chunk;
-        for (std::size_t k = i; k < j; ++k) chunk.push_back(plan[k].layer);
-        CaptureOptions co;
-        co.ctx = settings.ctx;
-        co.hessian = hessian;
-        co.sample_rows = options.sample_rows;
-        const double f0 = total_units ? double(done_units) / double(total_units) : 0.0;
-        SubProgress cap(prog, f0, f0);
-        auto captured = capture_layer_inputs(model, chunk, calib_tokens, co, &cap);
+        std::vector<std::size_t> group;
+        for (std::size_t k = i; k < j; ++k) group.push_back(plan[k].layer);
+        walk->set_hessian(hessian);
+        auto captured = walk->step(group, LlamaModel::Weights::Original, false, &moving);
         ++stats.capture_passes;
         for (std::size_t k = i; k < j; ++k) {
             const auto& w = plan[k];
             const auto& info = model.layers().at(w.layer);
-            const auto& st = captured.at(w.layer);
             CalibStats calib;
-            if (st.xtx.defined()) calib.hessian = st.hessian();
-            calib.act_scale = st.abs_mean;
+            {
+                const auto& st = captured.at(w.layer);
+                if (st.xtx.defined()) calib.hessian = st.hessian();
+                calib.act_scale = st.abs_mean;
+            }
+            const at::Tensor sample = captured.at(w.layer).sample;
+            captured.erase(w.layer);  // the layer's Hessian sum is not needed past here
             for (std::size_t t = 0; t < w.todo.size(); ++t) {
                 prog.check();
                 const std::size_t c = w.todo[t];
@@ -220,7 +255,7 @@ SensitivityStats measure_sensitivity(LlamaModel& model, const std::vector<std::s
                     ++done_units;
                     continue;
                 }
-                const LayerMetrics lm = compare_weights(model.original_weight(w.layer), wq, st.sample);
+                const LayerMetrics lm = compare_weights(model.original_weight(w.layer), wq, sample);
                 p.output_rel_error = lm.output_rel_error;
                 p.bits_per_weight = q.total_bits_per_weight();
                 p.code_bits_per_weight = q.code_bits_per_weight();
@@ -228,8 +263,7 @@ SensitivityStats measure_sensitivity(LlamaModel& model, const std::vector<std::s
                     model.replace_weight(w.layer, wq);
                     RestoreGuard guard{model, w.layer};
                     SubProgress sub(prog, fa, fb);
-                    const KlReport kl = evaluate_kl({&model, LlamaModel::Weights::Original}, {&model}, kl_tokens, eo,
-                                                    bos_id, &sub);
+                    const KlReport kl = probe->measure(&sub);
                     ++stats.kl_evals;
                     p.has_kl = true;
                     p.kl = kl.kl_mean;

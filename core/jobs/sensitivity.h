@@ -16,6 +16,7 @@
 
 #include "alloc/allocation_spec.h"
 #include "analysis/measurements.h"
+#include "model/hidden_states.h"
 
 namespace quench {
 
@@ -30,6 +31,10 @@ struct SensitivityOptions {
     uint64_t seed = 0;          // per-layer seeds derive from it and the layer name (as quantize_model_layers)
     int64_t max_stats_bytes = int64_t(1) << 30;  // Hessians held at once; more layers capture in several passes
     int64_t kl_batch = 4;
+    // Hidden states of the calibration and KL windows kept in memory; beyond it they go to a scratch file in
+    // spill_dir (default $TMPDIR, else /tmp), as do the KL reference's log-probabilities.
+    int64_t hidden_memory_cap = HiddenStates::kDefaultMemoryCap;
+    std::string spill_dir;
     // Called on the measuring thread each time a pair is stored in the measurements (measured or found
     // unavailable), so a view can fill in as the job runs rather than at its end.
     std::function<void(const SensitivityLayer&, const SensitivityPoint&)> on_point;
@@ -37,10 +42,10 @@ struct SensitivityOptions {
 
 struct SensitivityStats {
     int64_t quantize_calls = 0;  // codec quantize() calls made by this run
-    int64_t kl_evals = 0;        // evaluate_kl calls made by this run
+    int64_t kl_evals = 0;        // KL measurements made by this run
     int64_t reused = 0;          // (layer, spec) pairs already measured, not redone
     int64_t unavailable = 0;     // pairs recorded unavailable by this run
-    int64_t capture_passes = 0;
+    int64_t capture_passes = 0;  // block passes that captured layer inputs (one walk moves between them)
     double seconds = 0;
 };
 

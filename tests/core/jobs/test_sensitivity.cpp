@@ -7,12 +7,17 @@
 #include <nlohmann/json.hpp>
 
 #include "jobs/sensitivity.h"
+#include "analysis/layer_capture.h"
+#include "analysis/layer_metrics.h"
+#include "analysis/model_eval.h"
 #include "analysis/text_data.h"
 #include "common/error.h"
 #include "common/progress.h"
 #include "io/model_loading.h"
+#include "jobs/model_quantizer.h"
 #include "model/llama_model.h"
 #include "model/tokenizer.h"
+#include "quant/codec.h"
 #include "quant/codec_spec.h"
 #include "support/errors.h"
 #include "support/test_paths.h"
@@ -110,6 +115,55 @@ TEST(Sensitivity, KlIsNonNegativeAndFallsAsBitsRise) {
     EXPECT_GT(p[1]->kl, p[2]->kl);
     EXPECT_GT(p[0]->output_rel_error, p[1]->output_rel_error);
     EXPECT_GT(p[1]->output_rel_error, p[2]->output_rel_error);
+}
+
+// One calibration walk and one KL probe move down the model (core/analysis/block_walk.h, kl_probe.h); each
+// point must still be what the plain recipe gives: capture the layer's inputs with a whole forward, quantize,
+// replace, evaluate KL against the unchanged model. Bit for bit, in blocks 0 and 1 and at lm_head, with and
+// without a Hessian, and with every hidden state spilled.
+TEST(Sensitivity, EachPointIsWhatCaptureQuantizeAndEvaluateGive) {
+    auto& f = sensitivity_fx();
+    LlamaModel& model = *f.model;
+    const std::vector<std::string> names = {"model.layers.0.self_attn.v_proj", "model.layers.1.mlp.down_proj", "lm_head"};
+    const auto cands = parse_candidate_list("rtn:b=3,g=64;gptq:b=3,g=64");
+    for (const int64_t cap : {HiddenStates::kDefaultMemoryCap, int64_t(0)}) {
+        SCOPED_TRACE("memory cap " + std::to_string(cap));
+        Measurements m;
+        SensitivityOptions o = f.options();
+        o.hidden_memory_cap = cap;
+        std::vector<std::size_t> layers;
+        for (const auto& n : names) layers.push_back(model.layers().select_glob(n).at(0));
+        const auto st = measure_sensitivity(model, layers, cands, f.calib, f.kl, f.tok->bos_id(), o, m);
+        EXPECT_EQ(st.kl_evals, 6);
+        EXPECT_EQ(st.capture_passes, 3);
+        CaptureOptions co;
+        co.ctx = o.ctx;
+        co.sample_rows = o.sample_rows;
+        const auto captured = capture_layer_inputs(model, layers, f.calib, co);
+        EvalOptions eo;
+        eo.ctx = o.ctx;
+        eo.batch = o.kl_batch;
+        for (std::size_t l : layers)
+            for (const auto& c : cands) {
+                const std::string& name = model.layers().at(l).name;
+                SCOPED_TRACE(name + " " + c);
+                CalibStats calib;
+                calib.hessian = captured.at(l).hessian();
+                calib.act_scale = captured.at(l).abs_mean;
+                const auto codec = make_codec(c);
+                QuantizeContext ctx{&calib, layer_seed(o.seed, name), nullptr};
+                const at::Tensor wq = codec->dequantize(codec->quantize(model.original_weight(l), ctx));
+                const SensitivityPoint* p = m.find(name, c);
+                ASSERT_NE(p, nullptr);
+                EXPECT_EQ(p->output_rel_error,
+                          compare_weights(model.original_weight(l), wq, captured.at(l).sample).output_rel_error);
+                model.replace_weight(l, wq);
+                const KlReport kl = evaluate_kl({&model, LlamaModel::Weights::Original}, {&model}, f.kl, eo, f.tok->bos_id());
+                model.restore_weight(l);
+                EXPECT_EQ(p->kl, kl.kl_mean);
+                EXPECT_EQ(p->kl_stderr, kl.kl_stderr);
+            }
+    }
 }
 
 TEST(Sensitivity, ExtendingMeasuresOnlyMissingPairs) {
