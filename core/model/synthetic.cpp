@@ -163,10 +163,10 @@ void write_synthetic_checkpoint(const std::string& out_dir, const SynthOptions& 
     auto draw = [&](const Planned& t) {
         at::Tensor x;
         switch (t.draw) {
-            case Draw::Embed: x = torch::randn(t.shape, gen) * std; break;
+            case Draw::Embed:  // (an embedding is written in slices of this same draw, below)
+            case Draw::Bias: x = torch::randn(t.shape, gen) * std; break;
             case Draw::Norm: x = 1.0 + 0.1 * torch::randn(t.shape, gen); break;
             case Draw::Linear: x = trained_like(t.shape[0], t.shape[1], std, gen); break;
-            case Draw::Bias: x = torch::randn(t.shape, gen) * std; break;
         }
         return x.to(st).contiguous();
     };
@@ -197,8 +197,21 @@ void write_synthetic_checkpoint(const std::string& out_dir, const SynthOptions& 
         for (std::size_t i = begin; i < end; ++i) {
             // One dtype throughout, so the stream keeps this order and the draws happen in it.
             w.add(plan[i].name, o.dtype, plan[i].shape, [&, i](const SafetensorsStream::ByteSink& sink) {
-                const at::Tensor t = draw(plan[i]);
-                sink(t.data_ptr(), static_cast<std::size_t>(t.numel() * t.element_size()));
+                const Planned& t = plan[i];
+                if (t.draw == Draw::Embed) {
+                    // An embedding is the largest tensor (128256 x 4096 for Llama 3: 2.1 GB in fp32), so it is
+                    // drawn in slices of rows. randn fills 16 values at a time from the generator's sequence,
+                    // so slices of whole rows of a width divisible by 16 give the very values of one draw.
+                    const int64_t rows = t.shape[0], width = t.shape[1];
+                    const int64_t step = width % 16 == 0 ? std::max<int64_t>(1, (int64_t(16) << 20) / width) : rows;
+                    for (int64_t r = 0; r < rows; r += step) {
+                        const at::Tensor x = (torch::randn({std::min(step, rows - r), width}, gen) * std).to(st);
+                        sink(x.data_ptr(), static_cast<std::size_t>(x.nbytes()));
+                    }
+                    return;
+                }
+                const at::Tensor x = draw(t);
+                sink(x.data_ptr(), static_cast<std::size_t>(x.nbytes()));
             });
             weight_map[plan[i].name] = file;
         }
