@@ -36,6 +36,9 @@ class InputStatsAccumulator {
 public:
     InputStatsAccumulator(const LayerRegistry& registry, const std::vector<std::size_t>& layers, const CaptureOptions& o,
                           int64_t n_batches);
+    // The hook captures this accumulator: it must stay where it was made.
+    InputStatsAccumulator(const InputStatsAccumulator&) = delete;
+    InputStatsAccumulator& operator=(const InputStatsAccumulator&) = delete;
     // The hook to give the passes; valid while the accumulator lives. Inputs of other layers are ignored.
     const LinearInputHook& hook() const { return hook_; }
     std::map<std::size_t, LayerInputStats> finish();  // once, after the last batch

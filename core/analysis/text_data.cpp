@@ -5,9 +5,9 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 
 #include "common/error.h"
+#include "common/read_file.h"
 #include "model/tokenizer.h"
 
 namespace quench {
@@ -37,12 +37,7 @@ std::vector<int32_t> finish(const Tokenizer& tok, const std::string& path, std::
 }  // namespace
 
 std::string read_text_file(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw Error(path + ": cannot open text file");
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    if (in.bad()) throw Error(path + ": read error");
-    std::string text = ss.str();
+    std::string text = read_file(path, "text file");
     if (text.empty()) throw Error(path + ": text is empty");
     check_utf8(path, text);
     return text;

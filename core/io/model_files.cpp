@@ -10,13 +10,12 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "common/atomic_file.h"
 #include "common/error.h"
 #include "common/progress.h"
+#include "common/read_file.h"
 #include "model/llama_model.h"
 
 namespace quench {
@@ -27,15 +26,6 @@ namespace {
 
 const std::vector<std::string> kTokenizerFiles = {"tokenizer.json", "tokenizer.model", "tokenizer_config.json",
                                                   "special_tokens_map.json", "generation_config.json"};
-
-std::string read_whole_file(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw Error(path + ": cannot open for reading");
-    std::ostringstream text;
-    text << in.rdbuf();
-    if (in.bad()) throw Error(path + ": read failed");
-    return text.str();
-}
 
 void fsync_dir(const fs::path& dir) {
     // Persists the rename itself; some filesystems refuse fsync on directories, which is harmless.
@@ -129,7 +119,7 @@ std::vector<std::string> copy_tokenizer_files(const std::string& src_dir, const 
         const fs::path src = fs::path(src_dir) / name;
         std::error_code ec;
         if (!fs::is_regular_file(src, ec)) continue;
-        write_file_atomic((fs::path(dst_dir) / name).string(), read_whole_file(src.string()));
+        write_file_atomic((fs::path(dst_dir) / name).string(), read_file(src.string()));
         copied.push_back(name);
     }
     return copied;
@@ -138,7 +128,7 @@ std::vector<std::string> copy_tokenizer_files(const std::string& src_dir, const 
 std::string source_config_text(const LlamaModel& model) {
     const fs::path path = fs::path(model.dir()) / "config.json";
     std::error_code ec;
-    if (fs::is_regular_file(path, ec)) return read_whole_file(path.string());
+    if (fs::is_regular_file(path, ec)) return read_file(path.string());
     return model.config().to_json_text();
 }
 
