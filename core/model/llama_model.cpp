@@ -17,6 +17,7 @@ struct LlamaModel::Block {
     at::Tensor input_norm, post_norm;
     at::Tensor q_bias, k_bias, v_bias;  // undefined unless config.attention_bias
     std::size_t q, k, v, o, gate, up, down;  // registry indices
+    int64_t window = 0;                      // sliding attention window (0: full causal attention)
     std::vector<std::string> stored;         // the checkpoint tensors this block reads (forgotten after it)
 };
 
@@ -44,8 +45,10 @@ at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& w, double eps) {
 
 // Causal softmax attention over q [B, H, T, D] and k, v [B, H, T, D], in chunks of query rows whose score
 // matrix stays under `budget` bytes: rows s..e-1 see keys 0..e-1, the keys after them being masked anyway. A
-// window whose whole matrix fits is one chunk, computed exactly as without chunking.
-at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t budget) {
+// window whose whole matrix fits is one chunk, computed exactly as without chunking. With a sliding window
+// W < T, query i also loses keys j <= i - W.
+at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t budget,
+                            int64_t window) {
     const int64_t T = q.size(2), D = q.size(3);
     const int64_t row_bytes = q.size(0) * q.size(1) * T * int64_t(sizeof(float));
     const int64_t rows = row_bytes * T <= budget ? T : std::max<int64_t>(16, budget / row_bytes);
@@ -57,6 +60,7 @@ at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::
         const at::Tensor qc = rows == T ? q : q.narrow(2, s, e - s);
         auto scores = torch::matmul(qc, kc.transpose(-2, -1)) / norm;
         auto mask = torch::ones({e - s, e}, torch::kBool).triu(s + 1);
+        if (window > 0 && window < T) mask = mask.logical_or(torch::ones({e - s, e}, torch::kBool).tril(s - window));
         scores = scores.masked_fill(mask, -std::numeric_limits<float>::infinity());
         parts.push_back(torch::matmul(torch::softmax(scores, -1), vc));
     }
@@ -140,6 +144,7 @@ LlamaModel::LlamaModel(ModelConfig config, Checkpoint checkpoint, GivenWeights g
         const std::string p = "model.layers." + std::to_string(i) + ".";
         const int bi = static_cast<int>(i);
         Block b;
+        b.window = c.window_of(i);
         stored = &b.stored;
         b.input_norm = fetch(p + "input_layernorm.weight", {h});
         b.post_norm = fetch(p + "post_attention_layernorm.weight", {h});
@@ -214,7 +219,7 @@ at::Tensor LlamaModel::attention(const Block& b, const at::Tensor& x, const Pass
         k = k.repeat_interleave(H / KV, 1);
         v = v.repeat_interleave(H / KV, 1);
     }
-    auto ctx = causal_attention(q, k, v, attention_budget_).transpose(1, 2).reshape({B, T, H * D});
+    auto ctx = causal_attention(q, k, v, attention_budget_, b.window).transpose(1, 2).reshape({B, T, H * D});
     return linear(b.o, ctx, at::Tensor(), pass);
 }
 

@@ -1,11 +1,10 @@
 #include "model/model_config.h"
 
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "common/error.h"
 #include "common/json_file.h"
+#include "common/read_file.h"
 
 namespace quench {
 namespace {
@@ -64,14 +63,39 @@ void parse_rope_scaling(const json& j, ModelConfig& c, const std::string& src) {
     if (c.rope_factor <= 0) throw Error(src + ": rope_scaling.factor must be positive");
 }
 
+// Which blocks attend through a sliding window, as transformers reads it for each architecture (a Llama
+// config has no such field: transformers ignores one there, and so does Quench).
+void parse_sliding_window(const json& j, ModelConfig& c, const std::string& src) {
+    const auto n = static_cast<std::size_t>(c.num_hidden_layers);
+    const bool mistral = c.architecture == "MistralForCausalLM", qwen2 = c.architecture == "Qwen2ForCausalLM";
+    if (!(mistral || (qwen2 && j.value("use_sliding_window", false)))) return;
+    // transformers' defaults where the key is absent: 4096 for both, max_window_layers 28 for Qwen2.
+    const auto it = j.find("sliding_window");
+    if (it != j.end() && it->is_null()) return;
+    c.sliding_window = it == j.end() ? 4096 : require_positive_int(j, "sliding_window", src);
+    c.sliding_blocks.assign(n, true);
+    if (qwen2) {
+        const int64_t first = optional_number<int64_t>(j, "max_window_layers", 28, src);
+        for (std::size_t b = 0; b < n; ++b) c.sliding_blocks[b] = static_cast<int64_t>(b) >= first;
+    }
+    const auto types = j.find("layer_types");
+    if (types != j.end() && !types->is_null()) {
+        if (!types->is_array() || types->size() != n)
+            throw Error(src + ": key 'layer_types' must list one type per layer (" + std::to_string(n) + ")");
+        for (std::size_t b = 0; b < n; ++b) {
+            const std::string t = (*types)[b].is_string() ? (*types)[b].get<std::string>() : "";
+            if (t != "full_attention" && t != "sliding_attention")
+                throw Error(src + ": layer_types[" + std::to_string(b) + "] '" + t +
+                            "' is not supported (full_attention and sliding_attention are)");
+            c.sliding_blocks[b] = t == "sliding_attention";
+        }
+    }
+}
+
 }  // namespace
 
 ModelConfig ModelConfig::from_file(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw Error(path + ": cannot open config.json");
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return from_json_text(ss.str(), path);
+    return from_json_text(read_file(path, "config.json"), path);
 }
 
 ModelConfig ModelConfig::from_json_text(const std::string& text, const std::string& src) {
@@ -118,6 +142,8 @@ ModelConfig ModelConfig::from_json_text(const std::string& text, const std::stri
     c.torch_dtype = j.value("torch_dtype", std::string("float32"));
     std::string act = j.value("hidden_act", std::string("silu"));
     if (act != "silu") throw Error(src + ": hidden_act '" + act + "' is not supported (silu is)");
+    if (j.value("mlp_bias", false)) throw Error(src + ": mlp_bias true is not supported (MLP layers without biases are)");
+    parse_sliding_window(j, c, src);
     return c;
 }
 
@@ -141,6 +167,21 @@ std::string ModelConfig::to_json_text() const {
     if (bos_token_id >= 0) j["bos_token_id"] = bos_token_id;
     if (eos_token_id >= 0) j["eos_token_id"] = eos_token_id;
     j["torch_dtype"] = torch_dtype;
+    if (sliding_window > 0) {
+        j["sliding_window"] = sliding_window;
+        json types = json::array();
+        for (bool s : sliding_blocks) types.push_back(s ? "sliding_attention" : "full_attention");
+        j["layer_types"] = types;
+        if (architecture == "Qwen2ForCausalLM") {
+            // Older transformers read the window's blocks from these two keys, not from layer_types.
+            j["use_sliding_window"] = true;
+            int64_t first = num_hidden_layers;
+            while (first > 0 && sliding_blocks[static_cast<std::size_t>(first - 1)]) --first;
+            j["max_window_layers"] = first;
+        }
+    } else if (architecture == "MistralForCausalLM") {
+        j["sliding_window"] = nullptr;
+    }
     switch (rope_scaling) {
         case RopeScaling::None: j["rope_scaling"] = nullptr; break;
         case RopeScaling::Linear: j["rope_scaling"] = {{"rope_type", "linear"}, {"factor", rope_factor}}; break;

@@ -2,6 +2,7 @@
 // The subset of an HF config.json that the Llama-family forward pass needs.
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace quench {
 
@@ -26,6 +27,12 @@ struct ModelConfig {
     double rope_high_freq_factor = 4.0;    // llama3
     int64_t rope_original_max_positions = 8192;  // llama3
     bool attention_bias = false;  // Qwen2 has q/k/v biases
+    // Sliding-window attention: a query at position i sees keys j with i - window < j <= i (HF's definition)
+    // in the blocks marked here; 0 (or no block marked) is full causal attention. Mistral: sliding_window
+    // in every block; Qwen2: only with use_sliding_window, in blocks from max_window_layers on; a config's
+    // layer_types list, when present, says it per block.
+    int64_t sliding_window = 0;
+    std::vector<bool> sliding_blocks;  // num_hidden_layers entries when sliding_window > 0
     bool tie_word_embeddings = false;
     int64_t bos_token_id = -1;
     int64_t eos_token_id = -1;
@@ -38,6 +45,10 @@ struct ModelConfig {
     std::string to_json_text() const;  // an HF-compatible config.json
 
     int64_t kv_dim() const { return num_key_value_heads * head_dim; }
+    // The attention window of a block: sliding_window where it applies, else 0 (full).
+    int64_t window_of(int64_t block) const {
+        return sliding_window > 0 && sliding_blocks.at(static_cast<std::size_t>(block)) ? sliding_window : 0;
+    }
 };
 
 // config.json's quantization_config.quant_method; "" when config.json has none (or cannot be read: the

@@ -1,5 +1,8 @@
-// config.json parsing: the real file, the three supported architectures, rope scaling, and clear errors.
+// config.json parsing: the real file, the three supported architectures, rope scaling, sliding windows as
+// transformers reads them, and clear errors.
 #include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
 
 #include "common/error.h"
 #include "model/model_config.h"
@@ -99,4 +102,45 @@ TEST(ModelConfig, MissingFile) {
     } catch (const Error& e) {
         EXPECT_NE(std::string(e.what()).find("/nonexistent/config.json"), std::string::npos);
     }
+}
+
+// transformers' rules: Mistral windows every block (4096 when the key is absent, none when it is null),
+// Qwen2 only with use_sliding_window and from max_window_layers on, layer_types per block when given, and a
+// Llama config's sliding_window is ignored as transformers ignores it.
+TEST(ModelConfig, SlidingWindowAsTransformersReadsIt) {
+    const auto blocks = [](const ModelConfig& c) { return c.sliding_blocks; };
+    auto m = ModelConfig::from_json_text(base("MistralForCausalLM"), "m");
+    EXPECT_EQ(m.sliding_window, 4096);
+    EXPECT_EQ(blocks(m), std::vector<bool>({true, true}));
+    EXPECT_EQ(ModelConfig::from_json_text(base("MistralForCausalLM", R"(,"sliding_window":null)"), "m").sliding_window, 0);
+    auto m32 = ModelConfig::from_json_text(base("MistralForCausalLM", R"(,"sliding_window":32)"), "m");
+    EXPECT_EQ(m32.window_of(0), 32);
+    EXPECT_EQ(m32.window_of(1), 32);
+    EXPECT_EQ(ModelConfig::from_json_text(base("LlamaForCausalLM", R"(,"sliding_window":32)"), "l").sliding_window, 0);
+    EXPECT_EQ(ModelConfig::from_json_text(base("Qwen2ForCausalLM", R"(,"sliding_window":32)"), "q").sliding_window, 0);
+    auto q = ModelConfig::from_json_text(
+        base("Qwen2ForCausalLM", R"(,"use_sliding_window":true,"sliding_window":32,"max_window_layers":1)"), "q");
+    EXPECT_EQ(q.window_of(0), 0);
+    EXPECT_EQ(q.window_of(1), 32);
+    auto typed = ModelConfig::from_json_text(
+        base("MistralForCausalLM", R"(,"sliding_window":32,"layer_types":["sliding_attention","full_attention"])"), "m");
+    EXPECT_EQ(blocks(typed), std::vector<bool>({true, false}));
+    // Written back as transformers reads it, new and old versions alike.
+    for (const auto* c : {&m32, &q, &typed}) {
+        const auto again = ModelConfig::from_json_text(c->to_json_text(), "again");
+        EXPECT_EQ(again.sliding_window, c->sliding_window);
+        EXPECT_EQ(again.sliding_blocks, c->sliding_blocks);
+    }
+    auto no_layer_types = nlohmann::json::parse(q.to_json_text());
+    no_layer_types.erase("layer_types");
+    EXPECT_EQ(ModelConfig::from_json_text(no_layer_types.dump(), "old").sliding_blocks, q.sliding_blocks);
+    EXPECT_EQ(ModelConfig::from_json_text(
+                  ModelConfig::from_json_text(base("MistralForCausalLM", R"(,"sliding_window":null)"), "m").to_json_text(), "m")
+                  .sliding_window,
+              0);
+    expect_config_error(base("MistralForCausalLM", R"(,"sliding_window":0)"), "sliding_window");
+    expect_config_error(base("MistralForCausalLM", R"(,"layer_types":["full_attention"])"), "layer_types");
+    expect_config_error(base("MistralForCausalLM", R"(,"layer_types":["chunked_attention","full_attention"])"),
+                        "chunked_attention");
+    expect_config_error(base("LlamaForCausalLM", R"(,"mlp_bias":true)"), "mlp_bias");
 }

@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include <filesystem>
+#include <nlohmann/json.hpp>
 
 #include "analysis/text_data.h"
 #include "io/model_loading.h"
@@ -14,6 +15,7 @@
 #include "model/tokenizer.h"
 #include "quant/codec.h"
 #include "quant/dequantized_layers.h"
+#include "support/files.h"
 #include "support/test_paths.h"
 
 using namespace quench;
@@ -106,4 +108,51 @@ TEST(StreamedForward, QuantizedLayersAreHeldAsCodesAndComputeAsTheirDequantizati
     m->restore_weight(layer);
     EXPECT_FALSE(m->is_replaced(layer));
     EXPECT_TRUE(torch::equal(m->weight(layer), m->original_weight(layer)));
+}
+
+namespace {
+
+// The real model's files with config.json saying MistralForCausalLM with the given sliding window.
+std::unique_ptr<LlamaModel> windowed_model(const test::ScratchDir& dir, const std::string& window) {
+    namespace fs = std::filesystem;
+    for (const auto& e : fs::directory_iterator(test::real_model_dir()))
+        if (e.path().filename() != "config.json") fs::copy_file(e.path(), dir.path() / e.path().filename());
+    auto config = nlohmann::json::parse(test::read_required(test::real_model_dir() + "/config.json"));
+    config["architectures"] = {"MistralForCausalLM"};
+    config["sliding_window"] = nlohmann::json::parse(window);
+    test::write_bytes((dir.path() / "config.json").string(), config.dump());
+    return load_model(dir.path().string());
+}
+
+// The last position's logits of tokens; `from` of them replaced by other tokens at the start.
+at::Tensor last_logits(const LlamaModel& m, at::Tensor tokens, int64_t changed) {
+    tokens = tokens.clone();
+    if (changed > 0) tokens.narrow(1, 0, changed).copy_((tokens.narrow(1, 0, changed) * 7 + 3) % 2000);
+    const at::Tensor l = m.forward(tokens);
+    return l.select(1, l.size(1) - 1);
+}
+
+}  // namespace
+
+// Sliding-window attention (Mistral): a window as long as the text changes nothing, bit for bit; with a
+// window W every block lets a position see W - 1 earlier ones, so through the real model's 2 blocks the last
+// position's logits depend on exactly its 2 (W - 1) + 1 last tokens.
+TEST(StreamedForward, SlidingWindowAttentionSeesExactlyTheWindow) {
+    auto plain = load_model(test::real_model_dir());
+    const at::Tensor tokens = first_eval_tokens(*plain, 64);
+    {
+        test::ScratchDir dir;
+        auto same = windowed_model(dir, "64");
+        EXPECT_TRUE(torch::equal(same->forward(tokens), plain->forward(tokens)));
+    }
+    for (const int64_t w : {1, 4, 16}) {
+        SCOPED_TRACE("window " + std::to_string(w));
+        test::ScratchDir dir;
+        auto m = windowed_model(dir, std::to_string(w));
+        const int64_t seen = 2 * (w - 1) + 1, before = 64 - seen;
+        const at::Tensor base = last_logits(*m, tokens, 0);
+        EXPECT_TRUE(torch::allclose(last_logits(*m, tokens, before), base, 1e-4, 1e-5));  // outside: no effect
+        EXPECT_GT((last_logits(*m, tokens, before + 1) - base).abs().max().item<double>(), 1e-3);  // inside
+        EXPECT_GT((last_logits(*plain, tokens, before) - last_logits(*plain, tokens, 0)).abs().max().item<double>(), 1e-3);
+    }
 }
