@@ -47,6 +47,8 @@ std::string qat_signature(const QatOptions& o, const std::map<std::size_t, Quant
       << " lr=" << o.lr << " scale_lr=" << o.scale_lr << " wd=" << o.weight_decay << " sched=" << static_cast<int>(o.schedule)
       << " warmup=" << o.warmup << " decay=" << o.decay << " min=" << o.min_lr_ratio << " clip=" << o.clip_norm
       << " ce=" << o.ce_weight << " kl=" << o.kl_weight << " seed=" << o.seed << " lsq2=" << o.layer.paretoq_lsq2;
+    // Block-wise runs before 2026-12-07 gave each block other windows; their checkpoints must not resume.
+    if (o.mode == QatMode::Block) s << " windows=shared";
     for (const auto& [layer, t] : ptq) s << " " << layer << ":" << t.spec.to_string();
     return s.str();
 }

@@ -12,6 +12,7 @@
 
 #include "common/error.h"
 #include "common/progress.h"
+#include "model/hidden_states.h"
 #include "model/llama_model.h"
 #include "quant/codec.h"
 #include "quant/dequantized_layers.h"
@@ -41,6 +42,40 @@ struct Trainer {
     int64_t total_steps = 0, steps_per_block = 0;
     std::string sig;
     QatResult result;
+    // Block-wise: every block trains on the same windows (local step s takes the shuffle's windows s * batch
+    // on), as block reconstruction does in GPTQ's pipeline: their inputs to the block in training are kept
+    // here and moved one block on through the trained layers when a block is done, so the prefix runs once
+    // per window and block, not once per step from the embeddings (quadratic in depth).
+    std::unique_ptr<HiddenStates> inputs;
+    int inputs_at = 0;  // the block whose input `inputs` holds
+
+    std::vector<int64_t> window_starts(WindowOrder& order, int64_t data_step) const {
+        std::vector<int64_t> starts;
+        for (int64_t i = 0; i < o.batch; ++i) starts.push_back(order.at(data_step * o.batch + i) * o.ctx);
+        return starts;
+    }
+
+    // Makes `inputs` the inputs of block `block` for every local step, computed with the trained layers of
+    // earlier blocks. Throws quench::Cancelled between windows (inputs are then rebuilt on the next call).
+    void inputs_of(int block, const std::vector<int32_t>& tokens, WindowOrder& order, ProgressSink& sink) {
+        torch::NoGradGuard no_grad;
+        if (!inputs) {
+            auto fresh = std::make_unique<HiddenStates>();
+            for (int64_t s = 0; s < steps_per_block; ++s)
+                fresh->append(model.embed(windows_tensor(tokens, window_starts(order, s), o.ctx)));
+            inputs = std::move(fresh);
+            inputs_at = 0;
+        }
+        const LinearOverride ov = override_fn();
+        for (; inputs_at < block; ++inputs_at)
+            for (std::size_t i = 0; i < inputs->size(); ++i) {
+                if (sink.cancelled()) {
+                    inputs.reset();  // half moved on: not the input of any block
+                    sink.check();
+                }
+                inputs->set(i, model.block_forward(inputs_at, inputs->get(i), &ov));
+            }
+    }
 
     LinearOverride override_fn() const {
         return [this](std::size_t layer, const at::Tensor& x) -> at::Tensor {
@@ -99,32 +134,32 @@ struct Trainer {
         return mean_kl(ref, model.forward_train(heldout, &ov)).item<double>();
     }
 
-    // One step's loss with its graph.
-    at::Tensor loss(const at::Tensor& batch, int block) const {
+    // End-to-end: one step's loss with its graph.
+    at::Tensor e2e_loss(const at::Tensor& batch) const {
         const LinearOverride ov = override_fn();
-        if (o.mode == QatMode::EndToEnd) {
-            const at::Tensor logits = model.forward_train(batch, &ov);
-            const int64_t T = batch.size(1);
-            const at::Tensor pred = logits.narrow(1, 0, T - 1);
-            at::Tensor l = o.ce_weight * torch::nn::functional::cross_entropy(pred.reshape({-1, pred.size(-1)}),
-                                                                             batch.narrow(1, 1, T - 1).reshape({-1}));
-            if (o.kl_weight > 0) {
-                at::Tensor ref;
-                {
-                    torch::NoGradGuard no_grad;
-                    ref = model.forward_train(batch, nullptr, LlamaModel::Weights::Original);
-                }
-                l = l + o.kl_weight * mean_kl(ref, logits);
+        const at::Tensor logits = model.forward_train(batch, &ov);
+        const int64_t T = batch.size(1);
+        const at::Tensor pred = logits.narrow(1, 0, T - 1);
+        at::Tensor l = o.ce_weight * torch::nn::functional::cross_entropy(pred.reshape({-1, pred.size(-1)}),
+                                                                         batch.narrow(1, 1, T - 1).reshape({-1}));
+        if (o.kl_weight > 0) {
+            at::Tensor ref;
+            {
+                torch::NoGradGuard no_grad;
+                ref = model.forward_train(batch, nullptr, LlamaModel::Weights::Original);
             }
-            return l;
+            l = l + o.kl_weight * mean_kl(ref, logits);
         }
-        // Block-wise: inputs from the quantized prefix (earlier blocks with their trained layers), target the
-        // full-precision block on those inputs.
-        at::Tensor h, target;
+        return l;
+    }
+
+    // Block-wise: h is the block's input from the quantized prefix (earlier blocks with their trained
+    // layers); the target is the full-precision block on it.
+    at::Tensor block_loss(const at::Tensor& h, int block) const {
+        const LinearOverride ov = override_fn();
+        at::Tensor target;
         {
             torch::NoGradGuard no_grad;
-            h = model.embed(batch);
-            for (int b = 0; b < block; ++b) h = model.block_forward(b, h, &ov);
             target = model.block_forward(block, h, nullptr, LlamaModel::Weights::Original);
         }
         return torch::mse_loss(model.block_forward(block, h, &ov), target);
@@ -147,7 +182,7 @@ QatResult train_qat(LlamaModel& model, const std::map<std::size_t, QuantizedTens
         throw Error("qat: training text has " + std::to_string(train_tokens.size()) + " tokens, fewer than one window of " +
                     std::to_string(o.ctx));
 
-    Trainer tr{model, o, {}, {}, 0, 0, {}, {}};
+    Trainer tr{model, o, {}, {}, 0, 0, {}, {}, nullptr, 0};
     for (const auto& [layer, t] : ptq) {
         tr.layers[layer] = make_qat_layer(t, model.original_weight(layer), o.layer);
         const int b = model.layers().at(layer).block;
@@ -187,13 +222,14 @@ QatResult train_qat(LlamaModel& model, const std::map<std::size_t, QuantizedTens
     }
     int opt_block = start < tr.total_steps && tr.local_step(start) != 0 ? tr.block_of_step(start) : -2;
     for (int64_t step = start; step < tr.total_steps; ++step) {
+        const int block = tr.block_of_step(step);
         try {
             sink.check();
+            if (o.mode == QatMode::Block) tr.inputs_of(block, train_tokens, order, sink);
         } catch (const Cancelled&) {
             if (!o.checkpoint_dir.empty() && opt) tr.save(step, *opt);
             throw;
         }
-        const int block = tr.block_of_step(step);
         if (!opt || tr.local_step(step) == 0 || opt_block != block) {
             opt = tr.make_optimizer(block);
             opt_block = block;
@@ -203,11 +239,11 @@ QatResult train_qat(LlamaModel& model, const std::map<std::size_t, QuantizedTens
         static_cast<torch::optim::AdamWOptions&>(groups[0].options()).lr(o.lr * factor);
         static_cast<torch::optim::AdamWOptions&>(groups[1].options()).lr(o.scale_lr * factor);
 
-        std::vector<int64_t> starts;
-        for (int64_t i = 0; i < o.batch; ++i) starts.push_back(order.at(step * o.batch + i) * o.ctx);
-        const at::Tensor batch = windows_tensor(train_tokens, starts, o.ctx);
         opt->zero_grad();
-        const at::Tensor l = tr.loss(batch, block);
+        const at::Tensor l =
+            o.mode == QatMode::Block
+                ? tr.block_loss(tr.inputs->get(static_cast<std::size_t>(tr.local_step(step))), block)
+                : tr.e2e_loss(windows_tensor(train_tokens, tr.window_starts(order, step), o.ctx));
         l.backward();
         if (o.clip_norm > 0) {
             std::vector<at::Tensor> all = tr.block_params(block, QatParamKind::Latent);

@@ -2,7 +2,9 @@
 // The QAT trainer: fine-tunes the quantization parameters (and latent weights) of selected layers, starting
 // from their PTQ results, with everything else frozen.
 //   Block-wise: the selected layers of one transformer block at a time learn to match the full-precision
-//     block's output (MSE) on training windows whose inputs come from the already-quantized prefix.
+//     block's output (MSE) on training windows whose inputs come from the already-quantized prefix. Every
+//     block trains on the same windows (the budget's share of one block), whose hidden states are carried
+//     from block to block (model/hidden_states.h: in memory up to 512 MiB, then a scratch file).
 //   End-to-end: ce_weight * next-token cross-entropy on the training text plus kl_weight * KL(P_fp || P_q)
 //     against the full-precision model's logits.
 // AdamW with two parameter groups (latent weights at lr, scales and affine maps at scale_lr), a cosine or

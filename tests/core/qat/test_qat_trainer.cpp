@@ -166,6 +166,32 @@ TEST(QatTrainer, KilledRunResumesToTheUninterruptedResult) {
     }
 }
 
+// Block-wise, killed in the second block: the resumed run walks the shared windows through the trained first
+// block again and ends exactly where the uninterrupted run does.
+TEST(QatTrainer, KilledBlockWiseRunResumesToTheUninterruptedResult) {
+    test::ScratchDir dir;
+    QatOptions o = small_options(QatMode::Block);
+    o.checkpoint_every = 3;
+    QatFixture a = setup("paretoq:b=2");
+    const QatResult full = train_qat(*a.model, a.ptq, a.train, {}, o);
+    ASSERT_EQ(full.total_steps, 30);
+    o.checkpoint_dir = dir.file("ckpt");
+    QatFixture b = setup("paretoq:b=2");
+    struct Killed : std::runtime_error {
+        Killed() : std::runtime_error("killed") {}
+    };
+    EXPECT_THROW(train_qat(*b.model, b.ptq, b.train, {}, o, [](const QatProgress& p) { if (p.step == 20) throw Killed(); }),
+                 Killed);
+    QatFixture c = setup("paretoq:b=2");
+    const QatResult resumed = train_qat(*c.model, c.ptq, c.train, {}, o);
+    EXPECT_EQ(resumed.resumed_from, 18);  // in block 1, which started at step 15
+    ASSERT_EQ(resumed.losses.size(), full.losses.size());
+    for (std::size_t i = 0; i < full.losses.size(); ++i) EXPECT_EQ(resumed.losses[i], full.losses[i]) << "step " << i + 1;
+    EXPECT_EQ(resumed.blocks, full.blocks);
+    for (const auto& [i, t] : full.tensors)
+        EXPECT_TRUE(torch::equal(t.part("scales").data, resumed.tensors.at(i).part("scales").data));
+}
+
 TEST(QatTrainer, CancelStopsBetweenStepsAndCheckpoints) {
     test::ScratchDir dir;
     QatOptions o = small_options(QatMode::Block);
